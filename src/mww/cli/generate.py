@@ -1,0 +1,85 @@
+"""mww-generate: synthesise a small demo dataset (espeak voices, noise, rooms) for trying the pipeline.
+
+Exit status: 0 when the dataset was written, 2 for bad input (wake word, size, seed, an output
+folder that already holds a dataset) or when speech synthesis is unavailable, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from mww.generate import SIZES, SUBFOLDERS, GenerationError, generate_dataset
+from mww.tts import TTSUnavailableError
+
+PROG = "mww-generate"
+
+
+class _UsageError(Exception):
+    """An argparse error, turned into exit status 2 without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="./dataset", help="dataset folder (default: ./dataset)")
+    parser.add_argument(
+        "--wake-word", default="hey computer", help='the wake phrase (default: "hey computer")'
+    )
+    parser.add_argument("--size", default="small", help=f"{' or '.join(SIZES)} (default: small)")
+    parser.add_argument("--seed", default="0", help="random seed, a whole number >= 0 (default: 0)")
+    parser.add_argument("--force", action="store_true", help="replace a dataset already in the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, generate the dataset, print where it is and what to run next."""
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        return _fail(f"{exc}. Run '{PROG} --help' for the options.")
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        seed = int(args.seed)
+    except ValueError:
+        return _fail(f"The seed must be a whole number of at least 0, got {args.seed!r}.")
+    output = Path(args.output)
+    try:
+        summary = generate_dataset(
+            output, args.wake_word, args.size, seed, progress=not args.quiet, overwrite=args.force
+        )
+    except (GenerationError, TTSUnavailableError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail(
+            f"Interrupted: {output} may hold a partial dataset (no generation.json). "
+            "Run again with --force to replace it.",
+            130,
+        )
+    counts = summary.counts
+    print(f'Generated a dataset for "{summary.wake_word}" in {summary.output_dir} ', end="")
+    print(f"(size {summary.size}, seed {summary.seed}, {summary.elapsed_s:.1f} s):")
+    for name in SUBFOLDERS:
+        print(f"  {name + '/':<16}{counts[name]:>6} files")
+    print(f"  {len(summary.speakers)} speakers; held out for testing: {', '.join(summary.held_out_speakers)}")
+    print(f"  ambient audio: {summary.ambient_seconds / 60:.1f} minutes")
+    override = summary.paths["override"]
+    print(f"Next step, train with: mww-train --config fast_test --override {override}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

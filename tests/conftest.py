@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny synthetic audio written into temporary folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mww.config import MwwConfig, config_from_dict
+from mww.constants import SAMPLE_RATE_HZ
+
+
+def tone(
+    seconds: float, freq: float = 440.0, rate: int = SAMPLE_RATE_HZ, amp: float = 0.3, seed: int = 0
+) -> np.ndarray:
+    """A tone with a little noise, so the front end has something to chew on."""
+    t = np.arange(round(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    return (amp * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def write(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE_HZ, subtype: str = "PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def make_wav():
+    """Write a tone clip: make_wav(path, seconds=1.0, freq=440, rate=16000, seed=0)."""
+
+    def _make(
+        path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = SAMPLE_RATE_HZ, seed: int = 0
+    ) -> Path:
+        return write(path, tone(seconds, freq, rate, seed=seed), rate)
+
+    return _make
+
+
+def make_config(root: Path, **data: object) -> MwwConfig:
+    """A config whose dataset folders are the standard ones under `root`."""
+    paths = {
+        "positive_dir": root / "positive",
+        "negative_dir": root / "negative",
+        "hard_negative_dir": root / "hard_negative",
+        "background_dir": root / "background",
+        "rir_dir": root / "rirs",
+        "ambient_dir": root / "ambient",
+        "processed_dir": root / "processed",
+    }
+    return config_from_dict({"paths": {k: str(v) for k, v in paths.items()}, "data": data})
+
+
+def build_dataset(root: Path, speakers: int = 10, per_speaker: int = 3, negatives: int = 40) -> None:
+    """Tone clips in the dataset layout: speakers x positives, negatives, noise, a RIR, 2 ambient."""
+    for s in range(speakers):
+        for i in range(per_speaker):
+            write(
+                root / "positive" / f"spk{s:02d}" / f"{i}.wav", tone(1.0, 300 + 20 * s + i, seed=s * 10 + i)
+            )
+    for i in range(negatives):
+        write(root / "negative" / "speech" / f"n{i}.wav", tone(1.2, 900 + i, seed=1000 + i))
+    write(root / "background" / "noise.wav", tone(3.0, 60.0))
+    write(root / "rirs" / "r.wav", np.exp(-np.arange(800) / 100.0).astype(np.float32))
+    for i in range(2):
+        write(root / "ambient" / f"amb{i}.wav", tone(5.0, 150.0 + i))
