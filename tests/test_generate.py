@@ -16,7 +16,6 @@ import yaml
 
 from mww import generate, tts
 from mww.cli.generate import main
-from mww.ingest import ingest
 from mww.config import load_full_config
 from mww.constants import SAMPLE_RATE_HZ
 from mww.generate import (
@@ -28,6 +27,7 @@ from mww.generate import (
     generate_dataset,
     negative_texts,
 )
+from mww.ingest import ingest
 
 TINY = {
     "positives": 12,
