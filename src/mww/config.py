@@ -502,8 +502,29 @@ def validate_config(cfg: MwwConfig, sources: Mapping[str, str] | None = None) ->
             setattr(section, item.name, value)
             _check_rules(value, item.metadata, key, source_of(key))
         _check_relations(section, name, source_of)
+    _check_streamable_architecture(cfg.model, source_of)
     cfg._sources = known  # type: ignore[misc]
     return cfg
+
+
+# Architectures the schema names but the device cannot run: refused here, before any training.
+_UNSTREAMABLE_ARCHITECTURES = {
+    "crnn": (
+        "a CRNN's GRU/LSTM layers need recurrent ops (UNIDIRECTIONAL_SEQUENCE_LSTM, WHILE, ...) that are not "
+        "in the op list ESPHome's micro_wake_word registers, so the exported model would fail at tensor "
+        "allocation on the ESP32"
+    ),
+}
+
+
+def _check_streamable_architecture(model: ModelConfig, source_of: Any) -> None:
+    reason = _UNSTREAMABLE_ARCHITECTURES.get(model.architecture)
+    if reason is not None:
+        key = "model.architecture"
+        raise ConfigError(
+            f"'{key}' is {_show(model.architecture)} in {source_of(key)}, but {reason}. Use 'mixednet' (the "
+            "default, a streaming depthwise-separable CNN) or 'cnn' (or 'dnn') instead."
+        )
 
 
 @functools.cache

@@ -181,6 +181,10 @@ class TrainingConfig:
     learning_rates: list[float] = setting([0.001, 0.0001], gt=0, per_phase=True)
     batch_size: int = setting(128, min=1)
     eval_step_interval: int = setting(500, min=1)
+    seed: int = setting(0, min=0)  # data order, masks and initialisation follow it
+    positive_sampling_weight: float = setting(1.0, min=0)  # share of each source in a batch
+    negative_sampling_weight: float = setting(1.0, min=0)
+    hard_negative_sampling_weight: float = setting(0.5, min=0)
     positive_class_weight: list[float] = setting([1.0, 1.0], min=0, per_phase=True)
     negative_class_weight: list[float] = setting([20.0, 20.0], min=0, per_phase=True)
     hard_negative_class_weight: list[float] = setting([40.0, 40.0], min=0, per_phase=True)
@@ -264,6 +268,7 @@ class AugmentationConfig:
     impulse_paths: list[str] = setting([], path=True)
     background_paths: list[str] = setting([], path=True)
     augmentation_duration_s: float = setting(3.2, gt=0)
+    variants_per_clip: int = setting(4, min=1)  # augmented variants stored per clip (off: 1)
 
     def probabilities(self) -> dict[str, float]:
         """Probability of each transform, keyed by its CamelCase name."""

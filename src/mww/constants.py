@@ -58,6 +58,13 @@ STREAMING_STRIDE = 3  # feature frames per model invocation (one call every 30 m
 EXPECTED_SUBGRAPHS = 2  # main + variable initialisation (CALL_ONCE)
 MAX_RESOURCE_VARIABLES = 20
 
+# --- Detection on the device (shared/ESPHOME_CONTRACT.md, "Detection on the device") ---
+# ESPHome's MIN_SLICES_BEFORE_DETECTION (micro_wake_word/streaming_model.h): after start-up and after
+# each detection the detector stays disarmed for this many 10 ms feature slices (older releases
+# used 74; current ones 100). Current ESPHome only counts a slice toward it while the newest
+# probability is below the cutoff, so one utterance gives one event. mww.detection reproduces this.
+DETECTION_REFRACTORY_SLICES = 100
+
 # --- Ops that ESPHome registers; anything else fails at tensor allocation ---
 ALLOWED_OPS = frozenset(
     {

@@ -71,6 +71,14 @@ class FeatureStore:
         """Row count of one array without reading it."""
         return self._items[key][1]
 
+    def location(self, key: str) -> tuple[int, int]:
+        """(first row, row count) of one array in the store's row space."""
+        return self._items[key]
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Rows by absolute row number (any index shape): one gather for many windows."""
+        return self._mapped()[index]
+
     def _mapped(self) -> np.memmap:
         if self._map is None or self._map.shape[0] != self._rows:
             self._map = np.memmap(

@@ -1,0 +1,530 @@
+"""Offline waveform augmentation into the feature store: several augmented variants per clip.
+
+Waveform augmentation (audiomentations) costs far more than a training step, so it runs before
+training: each clip is placed into a window of `augmentation_duration_s`, augmented
+`variants_per_clip` times and featurized with the device front end into a FeatureStore under
+`processed_dir/augmented/<fingerprint>/`. The fingerprint covers the front end, every augmentation
+setting and the content of the background and RIR files, so changing any of them gives a new
+store, while variants already stored are reused. `end_frames.json` in the store folder records
+where the clip ends in each variant, for the training sampler.
+
+A variant is keyed `"{file_key}:{variant}:{seed}"` and computed from a random state seeded by that
+key alone, so the result does not depend on the worker count or on the order of the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from mww.atomic import atomic_write_json
+from mww.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from mww.config_schema import AugmentationConfig, MwwConfig
+from mww.constants import MEL_BINS, SAMPLE_RATE_HZ, frames_for_duration_ms
+from mww.feature_store import FeatureStore
+from mww.features import audio_to_uint16_features, frontend_fingerprint
+from mww.featurize import file_key
+from mww.ingest import Clip, discover
+
+logger = logging.getLogger(__name__)
+
+# Kinds whose clip END is placed `jitter` seconds before the window end (the wake word, and the
+# phrases that sound like it); every other kind is placed at a random offset.
+END_ALIGNED_KINDS = frozenset({"positive", "hard_negative"})
+
+# Ranges of the transforms whose ranges the config does not set (openWakeWord / microWakeWord values).
+TRANSFORM_RANGES: dict[str, Any] = {
+    "eq_gain_db": 6.0,
+    "tanh_distortion": [0.0001, 0.10],
+    "pitch_semitones": 3.0,
+    "color_noise_snr_db": [10.0, 30.0],
+    "gain_db": [-12.0, 0.0],
+}
+# Bump when the way variants are computed changes: it is part of the store fingerprint.
+AUGMENT_VERSION = 1
+
+END_FRAMES_NAME = "end_frames.json"
+SETTINGS_NAME = "settings.json"
+FLUSH_EVERY = 512  # variants buffered before a store append + sidecar write
+MIN_VARIANTS_PER_WORKER = 500  # a worker costs ~1.5 s CPU to start (imports, librosa), ~250 variants
+
+
+class Variant(NamedTuple):
+    """One stored variant: its store key and the frame index at which the clip ends in it.
+
+    `features[:end_frame]` is everything the device has computed when the clip's last sample arrives.
+    """
+
+    key: str
+    end_frame: int
+
+
+@dataclass
+class AugmentResult:
+    """The variants of each clip, and what had to be computed."""
+
+    variants: dict[Path, list[Variant]] = field(default_factory=dict)
+    computed: int = 0
+    reused: int = 0
+    failed: dict[Path, str] = field(default_factory=dict)
+    store_root: Path | None = None
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def end_frame_for_sample(end_sample: int) -> int:
+    """Frames the device has computed once `end_sample` samples have arrived."""
+    return frames_for_duration_ms(end_sample * 1000 / SAMPLE_RATE_HZ)
+
+
+def place_clip(
+    samples: np.ndarray,
+    window_s: float,
+    min_jitter_s: float,
+    max_jitter_s: float,
+    rng: np.random.Generator,
+    kind: str,
+) -> tuple[np.ndarray, int]:
+    """Put a clip into a silent window of `window_s` seconds; returns (window, clip end frame).
+
+    Positives and hard negatives end `jitter` seconds (uniform in [min_jitter_s, max_jitter_s])
+    before the window end, where the device decides; a longer clip loses its start, never its end.
+    Other kinds go to a random offset, or are cropped at a random offset when longer than the window.
+    """
+    window = round(window_s * SAMPLE_RATE_HZ)
+    clip = np.asarray(samples, dtype=np.float32).reshape(-1)
+    n = clip.shape[0]
+    out = np.zeros(window, dtype=np.float32)
+    if kind in END_ALIGNED_KINDS:
+        jitter = round(float(rng.uniform(min_jitter_s, max_jitter_s)) * SAMPLE_RATE_HZ)
+        end = min(window, max(0, window - jitter))
+        start = end - n
+        if start >= 0:
+            out[start:end] = clip
+        elif end > 0:
+            out[:end] = clip[n - end :]
+    elif n <= window:
+        start = int(rng.integers(0, window - n + 1))
+        out[start : start + n] = clip
+        end = start + n
+    else:
+        cut = int(rng.integers(0, n - window + 1))
+        out[:] = clip[cut : cut + window]
+        end = window
+    return out, end_frame_for_sample(end)
+
+
+# --------------------------------------------------------------------------- the augmenter
+
+
+class _Augmenter:
+    """An audiomentations Compose applied at the device sample rate, its warnings silenced."""
+
+    def __init__(self, compose: Any) -> None:
+        self.compose = compose
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            # "too silent to be added as noise" and resampling notes, once per clip otherwise.
+            warnings.simplefilter("ignore")
+            out = self.compose(samples=np.asarray(samples, dtype=np.float32), sample_rate=SAMPLE_RATE_HZ)
+        return np.asarray(out, dtype=np.float32)
+
+
+def _identity(samples: np.ndarray) -> np.ndarray:
+    return np.asarray(samples, dtype=np.float32)
+
+
+def missing_source_warnings(
+    aug_cfg: AugmentationConfig, background_files: Sequence[Path], rir_files: Sequence[Path]
+) -> list[str]:
+    """One message per enabled transform that is skipped because it has no files."""
+    if not aug_cfg.enabled:
+        return []
+    messages = []
+    if aug_cfg.AddBackgroundNoise > 0 and not background_files:
+        messages.append(
+            f"AddBackgroundNoise (probability {aug_cfg.AddBackgroundNoise}) is skipped: no background audio "
+            "was found in paths.background_dir or augmentation.background_paths. Add ambient noise "
+            "recordings there to train a model that copes with noise."
+        )
+    if aug_cfg.RIR > 0 and not rir_files:
+        messages.append(
+            f"RIR (probability {aug_cfg.RIR}) is skipped: no room impulse responses were found in "
+            "paths.rir_dir or augmentation.impulse_paths. Add impulse responses there to simulate rooms."
+        )
+    return messages
+
+
+def build_augmenter(
+    aug_cfg: AugmentationConfig,
+    background_files: Sequence[str | Path],
+    rir_files: Sequence[str | Path],
+    *,
+    warn: bool = True,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable float32 waveform -> augmented waveform (same length) for the config's settings.
+
+    Each transform runs with its configured probability; background noise and room impulse
+    responses are skipped, with a logged warning, when there are no files for them.
+    `enabled: false` gives the identity.
+    """
+    if not aug_cfg.enabled:
+        return _identity
+    import audiomentations as am
+
+    p = aug_cfg.probabilities()
+    r = TRANSFORM_RANGES
+    transforms: list[Any] = [
+        am.SevenBandParametricEQ(
+            min_gain_db=-r["eq_gain_db"], max_gain_db=r["eq_gain_db"], p=p["SevenBandParametricEQ"]
+        ),
+        am.TanhDistortion(
+            min_distortion=r["tanh_distortion"][0],
+            max_distortion=r["tanh_distortion"][1],
+            p=p["TanhDistortion"],
+        ),
+        am.PitchShift(
+            min_semitones=-r["pitch_semitones"], max_semitones=r["pitch_semitones"], p=p["PitchShift"]
+        ),
+        am.BandStopFilter(p=p["BandStopFilter"]),
+        am.AddColorNoise(
+            min_snr_db=r["color_noise_snr_db"][0],
+            max_snr_db=r["color_noise_snr_db"][1],
+            p=p["AddColorNoise"],
+        ),
+    ]
+    if background_files:
+        transforms.append(
+            am.AddBackgroundNoise(
+                sounds_path=[str(path) for path in background_files],
+                min_snr_db=aug_cfg.background_min_snr_db,
+                max_snr_db=aug_cfg.background_max_snr_db,
+                p=p["AddBackgroundNoise"],
+            )
+        )
+    transforms.append(am.Gain(min_gain_db=r["gain_db"][0], max_gain_db=r["gain_db"][1], p=p["Gain"]))
+    if rir_files:
+        transforms.append(
+            am.ApplyImpulseResponse(
+                ir_path=[str(path) for path in rir_files], p=p["RIR"], leave_length_unchanged=True
+            )
+        )
+    if warn:
+        for message in missing_source_warnings(aug_cfg, list(background_files), list(rir_files)):
+            logger.warning(message)
+    return _Augmenter(am.Compose(transforms, p=1.0, shuffle=False))
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _dedupe(paths: Iterable[Path]) -> list[Path]:
+    seen: set[Path] = set()
+    out = []
+    for path in paths:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(path)
+    return out
+
+
+def _audio_under(location: str | Path) -> list[Path]:
+    path = Path(location)
+    if path.is_file():
+        return [path] if path.suffix.lower() in AUDIO_EXTENSIONS else []
+    return discover(path)
+
+
+def augmentation_files(config: MwwConfig) -> tuple[list[Path], list[Path]]:
+    """(background files, RIR files): the config's folders plus the augmentation section's extra paths."""
+    aug = config.augmentation
+    background = [*discover(Path(config.paths.background_dir))]
+    for extra in aug.background_paths:
+        background += _audio_under(extra)
+    rirs = [*discover(Path(config.paths.rir_dir))]
+    for extra in aug.impulse_paths:
+        rirs += _audio_under(extra)
+    return _dedupe(background), _dedupe(rirs)
+
+
+def effective_variants(aug_cfg: AugmentationConfig) -> int:
+    """Variants made per clip: `variants_per_clip`, or 1 when augmentation is off (they would be alike)."""
+    return aug_cfg.variants_per_clip if aug_cfg.enabled else 1
+
+
+def augmentation_settings(
+    aug_cfg: AugmentationConfig, background_files: Sequence[Path], rir_files: Sequence[Path]
+) -> dict[str, Any]:
+    """Everything that determines the augmented features (the input of the store fingerprint).
+
+    `variants_per_clip` is left out (the variant number is in each key, so more variants extend a
+    store), and so are the folder names: the files' contents, in order, stand for them.
+    """
+    base: dict[str, Any] = {
+        "augment_version": AUGMENT_VERSION,
+        "frontend": frontend_fingerprint(),
+        "enabled": aug_cfg.enabled,
+        "augmentation_duration_s": aug_cfg.augmentation_duration_s,
+        "min_jitter_s": aug_cfg.min_jitter_s,
+        "max_jitter_s": aug_cfg.max_jitter_s,
+    }
+    if not aug_cfg.enabled:
+        return base
+    settings = asdict(aug_cfg)
+    for unused in ("variants_per_clip", "background_paths", "impulse_paths"):
+        settings.pop(unused)
+    return {
+        **base,
+        "settings": settings,
+        "transform_ranges": TRANSFORM_RANGES,
+        "audiomentations": version("audiomentations"),
+        "background": [file_key(path) for path in background_files],
+        "rir": [file_key(path) for path in rir_files],
+    }
+
+
+def _fingerprint(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def augmentation_fingerprint(
+    aug_cfg: AugmentationConfig, background_files: Sequence[Path], rir_files: Sequence[Path]
+) -> str:
+    """A short hash of `augmentation_settings`: the name of the store folder."""
+    return _fingerprint(augmentation_settings(aug_cfg, background_files, rir_files))
+
+
+def open_augmented_store(
+    processed_dir: str | Path,
+    aug_cfg: AugmentationConfig,
+    background_files: Sequence[Path],
+    rir_files: Sequence[Path],
+) -> FeatureStore:
+    """The augmented-feature store for these settings and files, under `processed_dir/augmented/`."""
+    settings = augmentation_settings(aug_cfg, background_files, rir_files)
+    store = FeatureStore(Path(processed_dir) / "augmented" / _fingerprint(settings), width=MEL_BINS)
+    if not (store.root / SETTINGS_NAME).exists():
+        atomic_write_json(store.root / SETTINGS_NAME, settings)
+    return store
+
+
+def load_end_frames(store: FeatureStore) -> dict[str, int]:
+    """The end frame of every variant in `store` (from its `end_frames.json` sidecar)."""
+    path = store.root / END_FRAMES_NAME
+    if not path.exists():
+        return {}
+    return {key: int(value) for key, value in json.loads(path.read_text()).items()}
+
+
+def variant_key(clip_key: str, variant: int, seed: int) -> str:
+    """Store key of one variant of the clip whose content hash is `clip_key`."""
+    return f"{clip_key}:{variant}:{seed}"
+
+
+def _seed_of(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+
+
+# --------------------------------------------------------------------------- the parallel stage
+
+_Task = tuple[Path, str, str, tuple[int, ...], int]
+_Output = tuple[Path, int, list[tuple[str, np.ndarray, int]], str]
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(aug_cfg: AugmentationConfig, background: list[Path], rirs: list[Path]) -> None:
+    _WORKER["config"] = aug_cfg
+    _WORKER["augmenter"] = build_augmenter(aug_cfg, background, rirs, warn=False)
+
+
+def _augment_task(task: _Task) -> _Output:
+    path, clip_key, kind, variants, seed = task
+    aug_cfg: AugmentationConfig = _WORKER["config"]
+    augmenter = _WORKER["augmenter"]
+    try:
+        audio = load_audio(path)
+    except AudioError as exc:
+        return path, len(variants), [], exc.detail
+    outputs = []
+    try:
+        for variant in variants:
+            key = variant_key(clip_key, variant, seed)
+            item_seed = _seed_of(key)
+            # audiomentations draws from both `random` and the legacy NumPy state.
+            random.seed(item_seed)
+            np.random.seed(item_seed % 2**32)
+            placed, end_frame = place_clip(
+                audio,
+                aug_cfg.augmentation_duration_s,
+                aug_cfg.min_jitter_s,
+                aug_cfg.max_jitter_s,
+                np.random.default_rng(item_seed),
+                kind,
+            )
+            outputs.append((key, audio_to_uint16_features(augmenter(placed)), end_frame))
+    except Exception as exc:  # a transform failing on odd input (e.g. a broken background file)
+        return path, len(variants), [], f"augmentation failed: {type(exc).__name__}: {exc}"
+    return path, len(variants), outputs, ""
+
+
+def augment_clips(
+    clips: Sequence[Clip],
+    config: MwwConfig,
+    store: FeatureStore | None = None,
+    num_workers: int = 1,
+    progress: bool = False,
+    seed: int = 0,
+    *,
+    background_files: Sequence[Path] | None = None,
+    rir_files: Sequence[Path] | None = None,
+    min_variants_per_worker: int = MIN_VARIANTS_PER_WORKER,
+) -> AugmentResult:
+    """Make sure every clip's augmented variants are in the store; returns their keys and end frames.
+
+    `store` defaults to `open_augmented_store` under `paths.processed_dir`; background and RIR files
+    default to `augmentation_files(config)`. Clips that cannot be read end up in `failed`.
+    """
+    aug_cfg = config.augmentation
+    if background_files is None or rir_files is None:
+        found_background, found_rirs = augmentation_files(config)
+        background_files = found_background if background_files is None else background_files
+        rir_files = found_rirs if rir_files is None else rir_files
+    background, rirs = list(background_files), list(rir_files)
+    if store is None:
+        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs)
+    end_frames = load_end_frames(store)
+    n_variants = effective_variants(aug_cfg)
+
+    result = AugmentResult(store_root=store.root)
+    keys_of: dict[Path, list[str]] = {}
+    todo: list[_Task] = []
+    pending: set[str] = set()
+    for clip in clips:
+        try:
+            clip_key = file_key(clip.path)
+        except OSError as exc:
+            result.failed[Path(clip.path)] = f"cannot read the file: {exc}"
+            continue
+        keys = [variant_key(clip_key, v, seed) for v in range(n_variants)]
+        keys_of[clip.path] = keys
+        missing = []
+        for variant, key in enumerate(keys):
+            if (key in store and key in end_frames) or key in pending:
+                result.reused += 1
+            else:
+                pending.add(key)
+                missing.append(variant)
+        if missing:
+            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed))
+
+    if todo:
+        for message in missing_source_warnings(aug_cfg, background, rirs):
+            logger.warning(message)
+        _run(
+            todo,
+            store,
+            end_frames,
+            result,
+            aug_cfg,
+            background,
+            rirs,
+            num_workers,
+            progress,
+            min_variants_per_worker,
+        )
+
+    for path, keys in keys_of.items():
+        if path in result.failed:
+            continue
+        if all(key in end_frames for key in keys):
+            result.variants[path] = [Variant(key, end_frames[key]) for key in keys]
+        else:  # a copy of a file whose augmentation failed under another path
+            result.failed[path] = "a file with the same content could not be augmented"
+    if result.failed:
+        logger.warning(
+            "%d clip(s) could not be augmented and are left out, e.g. %s: %s",
+            len(result.failed),
+            *next(iter(result.failed.items())),
+        )
+    return result
+
+
+def _run(
+    todo: list[_Task],
+    store: FeatureStore,
+    end_frames: dict[str, int],
+    result: AugmentResult,
+    aug_cfg: AugmentationConfig,
+    background: list[Path],
+    rirs: list[Path],
+    num_workers: int,
+    progress: bool,
+    min_variants_per_worker: int,
+) -> None:
+    total = sum(len(task[3]) for task in todo)
+    workers = max(1, min(num_workers, total // max(1, min_variants_per_worker) + 1, len(todo)))
+    init_args = (aug_cfg, background, rirs)
+    features: dict[str, np.ndarray] = {}
+    ends: dict[str, int] = {}
+
+    def flush() -> None:
+        if features:
+            store.put_many(features)
+            end_frames.update(ends)
+            atomic_write_json(store.root / END_FRAMES_NAME, end_frames)
+            features.clear()
+            ends.clear()
+
+    bar = tqdm(total=total, desc="augment", unit="variant", disable=not progress)
+    try:
+        if workers == 1:
+            _init_worker(*init_args)
+            saved = random.getstate(), np.random.get_state()  # the tasks reseed both per variant
+            try:
+                _collect(map(_augment_task, todo), features, ends, result, bar, flush)
+            finally:
+                random.setstate(saved[0])
+                np.random.set_state(saved[1])
+        else:
+            with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+                outputs = pool.imap_unordered(_augment_task, todo, chunksize=2)
+                _collect(outputs, features, ends, result, bar, flush)
+    finally:
+        flush()
+        bar.close()
+
+
+def _collect(
+    outputs: Iterable[_Output],
+    features: dict[str, np.ndarray],
+    ends: dict[str, int],
+    result: AugmentResult,
+    bar: tqdm,
+    flush: Callable[[], None],
+) -> None:
+    for path, requested, variants, error in outputs:
+        bar.update(requested)
+        if error:
+            result.failed[path] = error
+            continue
+        for key, array, end_frame in variants:
+            features[key] = array
+            ends[key] = end_frame
+        result.computed += len(variants)
+        if len(features) >= FLUSH_EVERY:
+            flush()

@@ -1,0 +1,102 @@
+"""Hard-negative mining: windows of the negative pool that the model scores as the wake word.
+
+Every mining round scores every window of the training negatives (augmented variants, one window
+per invocation, as the device would stream them), keeps those at or above `fp_threshold` (at most
+`max_samples`, highest first), and training replays them with the hard-negative class weight.
+The mined set is saved (JSON for resuming, CSV for a person to listen to them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mww.atomic import atomic_write_json, atomic_write_text
+from mww.constants import WINDOW_STEP_MS
+from mww.feature_store import FeatureStore
+from mww.features import uint16_to_float
+from mww.scoring import PredictFn, score_windows, stream_windows, window_ends
+
+MINED_JSON = "mined_hard_negatives.json"
+MINED_CSV = "mined_hard_negatives.csv"
+
+
+class PoolEntry(NamedTuple):
+    """One negative variant that mining may draw windows from."""
+
+    key: str
+    path: Path
+    end_frame: int  # where the clip ends in the variant
+    duration_s: float  # the clip's own duration
+
+
+@dataclass(frozen=True)
+class MinedWindow:
+    """A window that fired: where it is in the store and in the original file."""
+
+    key: str
+    start: int  # first frame of the window in the stored variant
+    score: float
+    source: str
+    offset_s: float  # where the window ends in the source file (approximate for cropped clips)
+
+
+def mine_hard_negatives(
+    predict: PredictFn,
+    store: FeatureStore,
+    pool: list[PoolEntry],
+    input_frames: int,
+    stride: int,
+    fp_threshold: float,
+    max_samples: int,
+) -> list[MinedWindow]:
+    """Score every streamed window of the pool; keep the highest ones at or above the threshold."""
+    found: list[MinedWindow] = []
+    step_s = WINDOW_STEP_MS / 1000.0
+    for entry in pool:
+        features = uint16_to_float(np.asarray(store.get(entry.key)))
+        windows = stream_windows(features, input_frames, stride)
+        if windows.shape[0] == 0:
+            continue
+        scores = score_windows(predict, windows)
+        ends = window_ends(features.shape[0], input_frames, stride)
+        clip_start_s = entry.end_frame * step_s - entry.duration_s
+        for i in np.flatnonzero(scores >= fp_threshold):
+            offset = min(max(ends[i] * step_s - clip_start_s, 0.0), entry.duration_s)
+            found.append(
+                MinedWindow(
+                    entry.key,
+                    int(ends[i] - input_frames),
+                    float(scores[i]),
+                    str(entry.path),
+                    round(offset, 3),
+                )
+            )
+    found.sort(key=lambda m: (-m.score, m.key, m.start))
+    return found[:max_samples]
+
+
+def save_mined(folder: Path, mined: list[MinedWindow], step: int) -> Path:
+    """Write the mined set: JSON (for resuming) and CSV (source file, time offset, score)."""
+    atomic_write_json(folder / MINED_JSON, {"step": step, "windows": [asdict(m) for m in mined]})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["source_file", "offset_s", "score", "variant_key", "window_start_frame"])
+    for m in mined:
+        writer.writerow([m.source, f"{m.offset_s:.3f}", f"{m.score:.4f}", m.key, m.start])
+    atomic_write_text(folder / MINED_CSV, buffer.getvalue())
+    return folder / MINED_JSON
+
+
+def load_mined(folder: Path) -> list[MinedWindow]:
+    """The mined set saved in `folder` (empty when there is none)."""
+    path = folder / MINED_JSON
+    if not path.exists():
+        return []
+    return [MinedWindow(**w) for w in json.loads(path.read_text())["windows"]]

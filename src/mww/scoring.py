@@ -1,0 +1,46 @@
+"""Scoring feature streams with the non-streaming Keras model, the way the streaming model runs.
+
+The streaming model is invoked after every `stride` new frames; its output after `n` invocations
+equals the non-streaming model on the last `input_frames` frames, `features[n*stride - T : n*stride]`
+(valid convolutions, see mww.model). Invocations before the first full window are not scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mww.detection import probabilities_to_uint8
+
+PredictFn = Callable[[np.ndarray], np.ndarray]  # float32 [B, T, 40] → probabilities [B]
+CHUNK = 512  # windows per forward pass: bounded memory for hour-long recordings
+
+
+def window_ends(n_frames: int, input_frames: int, stride: int) -> np.ndarray:
+    """Frame counts (exclusive window ends) of the invocations that see a full window."""
+    first = -(-input_frames // stride)  # the first invocation n with n * stride >= input_frames
+    return np.arange(first, n_frames // stride + 1, dtype=np.int64) * stride
+
+
+def stream_windows(features: np.ndarray, input_frames: int, stride: int) -> np.ndarray:
+    """A strided view [n_invocations, T, 40] of every full window (no copy)."""
+    if features.shape[0] < input_frames:
+        return np.zeros((0, input_frames, features.shape[1]), dtype=features.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(features, input_frames, axis=0)  # [n, 40, T]
+    starts = window_ends(features.shape[0], input_frames, stride) - input_frames
+    return view[starts].transpose(0, 2, 1)
+
+
+def score_stream(predict: PredictFn, features: np.ndarray, input_frames: int, stride: int) -> np.ndarray:
+    """uint8 outputs, one per invocation with a full window, for float features [frames, 40]."""
+    return probabilities_to_uint8(score_windows(predict, stream_windows(features, input_frames, stride)))
+
+
+def score_windows(predict: PredictFn, windows: np.ndarray) -> np.ndarray:
+    """Float probabilities for a stack of windows [N, T, 40], in bounded chunks."""
+    out = np.empty(windows.shape[0], dtype=np.float32)
+    for start in range(0, windows.shape[0], CHUNK):
+        chunk = np.ascontiguousarray(windows[start : start + CHUNK], dtype=np.float32)
+        out[start : start + CHUNK] = np.asarray(predict(chunk)).reshape(-1)
+    return out

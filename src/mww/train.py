@@ -1,0 +1,512 @@
+"""Step-based training in phases: the loop, evaluation, checkpoint selection, mining and resume.
+
+The loop reads batches sampled ahead of time on a background thread (mww.sampler) from the
+augmented store, runs one compiled train step per batch (Adam, weighted binary cross-entropy),
+and every `eval_step_interval` steps scores the validation split the way the device would see it:
+clip windows, positive clips streamed with the device's detector, and the ambient recordings
+streamed for false activations per hour over their measured duration.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from mww.atomic import atomic_write_json
+from mww.checkpoints import (
+    BEST_NAME,
+    Candidate,
+    config_hash,
+    is_better,
+    save_weights_atomic,
+    write_checkpoint,
+)
+from mww.config_schema import MwwConfig
+from mww.constants import MEL_BINS
+from mww.export import CALIBRATION_FILE
+from mww.metrics import compute_all_metrics
+from mww.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
+from mww.model import build_model, count_parameters, training_input_frames
+from mww.sampler import Batch, Prefetcher, Source, WindowSampler, step_rng
+from mww.scoring import score_stream, score_windows
+from mww.specaugment import get_spec_augment, phase_mask_settings
+from mww.train_data import EvalData, TrainingData, build_training_data
+
+RESUME_DIR = "resume"
+OPERATING_POINT_WINDOWS = tuple(range(1, 11))
+# Cutoffs 0.00 and 1.00 are degenerate on the device: at 0 the detector never re-arms after
+# start-up (no output is below it) and at 1 nothing can exceed it. Calibration sweeps between them.
+CALIBRATION_CUTOFFS = np.round(np.arange(1, 100) / 100.0, 2)
+TABLE_KEYS = (
+    ("accuracy", "accuracy"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("f1", "F1"),
+    ("auc_roc", "AUC-ROC"),
+    ("ambient_false_positives_per_hour", "ambient FA/hour"),
+    ("recall_at_no_fa", "recall at no FA/h"),
+    ("recall_at_target_fah", "recall at target FA/h"),
+    ("average_viable_recall", "average viable recall"),
+)
+
+
+class TrainError(Exception):
+    """Training cannot start or go on; the message says what to do."""
+
+
+@dataclass
+class TrainingResult:
+    """Where the best checkpoint is and how the run ended."""
+
+    best_checkpoint: Path | None
+    best_step: int | None
+    best_metrics: dict[str, Any]
+    last_step: int
+    interrupted: bool
+    log_path: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def format_duration(seconds: float) -> str:
+    """H:MM:SS."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress_line(
+    phase: int, step: int, total: int, elapsed: float, rate: float, loss: float, acc: float, lr: float
+) -> str:
+    """`Phase 1 • 500/30000 • 1.7% • 0:02:14 elapsed • 2:10:45 remaining • loss=… acc=… lr=…`."""
+    remaining = (total - step) / rate if rate > 0 else 0.0
+    return (
+        f"Phase {phase + 1} • {step}/{total} • {100.0 * step / total:.1f}% • "
+        f"{format_duration(elapsed)} elapsed • "
+        f"{format_duration(remaining)} remaining • loss={loss:.4f} acc={acc:.4f} lr={lr:.6f}"
+    )
+
+
+def phase_of(step: int, steps: list[int]) -> int:
+    """0-based phase of a 0-based global step."""
+    bound = 0
+    for phase, n in enumerate(steps):
+        bound += n
+        if step < bound:
+            return phase
+    return len(steps) - 1
+
+
+class RunLog:
+    """Everything printed goes to the terminal and to logs/terminal_YYYYMMDD_HHMMSS.log."""
+
+    def __init__(self, folder: Path, out: TextIO) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"terminal_{datetime.now().strftime('%Y%m%d_%H%M%S')}.log"
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._out = out
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._open_line = False
+
+    def line(self, text: str) -> None:
+        """A line on the terminal and in the log file."""
+        if self._open_line:
+            self._out.write("\n")
+            self._open_line = False
+        self._out.write(text + "\n")
+        self._out.flush()
+        self._file.write(text + "\n")
+        self._file.flush()
+
+    def status(self, text: str) -> None:
+        """A progress line: redrawn in place on a terminal, logged to the file every time."""
+        if self.tty:
+            self._out.write("\r" + text)
+            self._out.flush()
+            self._open_line = True
+        else:
+            self._out.write(text + "\n")
+            self._out.flush()
+        self._file.write(text + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the log file."""
+        if self._open_line:
+            self._out.write("\n")
+        self._file.close()
+
+
+def validation_table(metrics: dict[str, Any], step: int, tty: bool) -> list[str]:
+    """The validation metrics as a small table; the FA/h row stands out."""
+    lines = [f"Validation at step {step}:"]
+    for key, label in TABLE_KEYS:
+        value = metrics[key]
+        row = f"  {label:<24} {value:8.4f}"
+        if key == "ambient_false_positives_per_hour":
+            verdict = (
+                "excellent" if value < 0.5 else "acceptable" if value <= 2 else "too many false triggers"
+            )
+            row = (
+                f"» {label:<24} {value:8.4f}  ({verdict}; {metrics['ambient_false_activations']} in "
+                f"{metrics['ambient_duration_hours']:.2f} h)"
+            )
+            if tty:
+                row = f"\033[1m{row}\033[0m"
+        lines.append(row)
+    lines.append(
+        f"  operating point: cutoff {metrics['operating_point_cutoff']:.2f}, window "
+        f"{metrics['operating_point_window']}, recall {metrics['operating_point_recall']:.4f}, "
+        f"FA/h {metrics['operating_point_fah']:.3f}"
+        + ("" if metrics["operating_point_meets_target"] else " (misses the target)")
+    )
+    return lines
+
+
+class Trainer:
+    """`Trainer(config).train(resume=False)`: the whole training stage of one config."""
+
+    def __init__(self, config: MwwConfig, progress: bool = True, out: TextIO | None = None) -> None:
+        self.config = config
+        self.progress = progress
+        self.out = out or sys.stdout
+        self.input_frames = training_input_frames(config.hardware, config.model)
+        self.stop_after: int | None = None  # stop (as on Ctrl-C) once this step is done: tests, tools
+
+    # ------------------------------------------------------------------ set-up
+    def _tensorflow(self) -> Any:
+        import tensorflow as tf
+
+        perf = self.config.performance
+        if perf.intra_op_parallelism:
+            tf.config.threading.set_intra_op_parallelism_threads(perf.intra_op_parallelism)
+        if perf.inter_op_parallelism:
+            tf.config.threading.set_inter_op_parallelism_threads(perf.inter_op_parallelism)
+        gpus = tf.config.list_physical_devices("GPU")
+        if perf.gpu_only and not gpus:
+            raise TrainError(
+                "performance.gpu_only is true but TensorFlow sees no GPU. Set performance.gpu_only: false to "
+                "train on the CPU, or install a GPU build of TensorFlow with its CUDA libraries."
+            )
+        if gpus and perf.mixed_precision:
+            import keras
+
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.on_gpu = bool(gpus)
+        return tf
+
+    def _weights_for(self, phase: int) -> np.ndarray:
+        t = self.config.training
+        by_kind = {
+            "positive": t.positive_class_weight[phase],
+            "negative": t.negative_class_weight[phase],
+            "hard_negative": t.hard_negative_class_weight[phase],
+            "mined": t.hard_negative_class_weight[phase],
+        }
+        return np.array([by_kind[s.name] for s in self.sampler.sources], dtype=np.float32)
+
+    def _sampler(self, data: TrainingData, mined: list[MinedWindow]) -> WindowSampler:
+        sources = list(data.sources)
+        if mined:
+            sources.append(
+                Source(
+                    "mined",
+                    0,
+                    self.config.training.hard_negative_sampling_weight,
+                    "fixed",
+                    data.train_store,
+                    [m.key for m in mined],
+                    starts=[m.start for m in mined],
+                )
+            )
+        return WindowSampler(sources, self.input_frames, self.config.training.batch_size)
+
+    def _make_batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = self.config.training
+        phase = phase_of(step, t.training_steps)
+        batch: Batch = self.sampler.sample(step_rng(t.seed, step))
+        features = self.spec_augment(
+            batch.features, **phase_mask_settings(t, phase), rng=step_rng(t.seed, step, 1)
+        )
+        if not isinstance(features, np.ndarray):  # CuPy on a GPU
+            from mww.specaugment import to_tensorflow
+
+            features = to_tensorflow(features)
+        return features, batch.labels, self._weights_for(phase)[batch.source]
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, predict: Any, data: EvalData) -> dict[str, Any]:
+        """Device-faithful metrics of one evaluation set at the current weights."""
+        stride = self.config.model.stride
+        scores = score_windows(predict, data.windows)
+        positives = [score_stream(predict, f, self.input_frames, stride) for f in data.positive_streams]
+        ambient = [score_stream(predict, f, self.input_frames, stride) for f in data.ambient_streams]
+        metrics = compute_all_metrics(
+            data.labels,
+            scores,
+            positives,
+            ambient,
+            ambient_duration_hours=data.ambient_hours,
+            target_fah=self.config.training.target_minimization,
+            cutoff=self.config.export.probability_cutoff,
+            window=self.config.export.sliding_window_size,
+            operating_point_windows=OPERATING_POINT_WINDOWS,
+            cutoffs=CALIBRATION_CUTOFFS,
+            stride=stride,
+            positives_armed_at_start=True,  # a positive clip is one utterance, not a device start-up
+            # The duration is the measured audio length; the first window (about 2 s) of each
+            # recording is not scored, which the consistency check would flag for short recordings.
+            check_duration=False,
+        )
+        metrics["ambient_duration_hours"] = data.ambient_hours
+        return metrics
+
+    # ------------------------------------------------------------------ resume state
+    def _resume_dir(self) -> Path:
+        return Path(self.config.paths.checkpoint_dir) / RESUME_DIR
+
+    def _save_resume(self, model: Any, optimizer: Any, step: int, state: dict[str, Any]) -> None:
+        folder = self._resume_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        save_weights_atomic(model, folder / "weights.weights.h5")
+        tmp = folder / ".optimizer.tmp.npz"
+        np.savez(tmp, *[np.asarray(v) for v in optimizer.variables])
+        os.replace(tmp, folder / "optimizer.npz")
+        atomic_write_json(
+            folder / "state.json", {**state, "step": step, "config_hash": config_hash(self.config)}
+        )
+
+    def _load_resume(self, model: Any, optimizer: Any) -> dict[str, Any]:
+        folder = self._resume_dir()
+        state_path = folder / "state.json"
+        if not state_path.exists():
+            raise TrainError(
+                f"--resume found no resumable checkpoint in {folder}. Start without --resume, or point "
+                "paths.checkpoint_dir at the folder of the interrupted run."
+            )
+        state = json.loads(state_path.read_text())
+        if state.get("config_hash") != config_hash(self.config):
+            raise TrainError(
+                f"The checkpoint in {folder} was made with a different config (hash "
+                f"{state.get('config_hash')}, now {config_hash(self.config)}). Resume with the same --config "
+                "and --override, or start anew."
+            )
+        model.load_weights(folder / "weights.weights.h5")
+        optimizer.build(model.trainable_variables)
+        with np.load(folder / "optimizer.npz") as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(values) != len(optimizer.variables):
+            raise TrainError(
+                f"The optimizer state in {folder} does not match the model; start without --resume."
+            )
+        for var, value in zip(optimizer.variables, values, strict=True):
+            var.assign(value)
+        return state
+
+    # ------------------------------------------------------------------ the run
+    def train(self, resume: bool = False) -> TrainingResult:
+        """Train every phase; returns where the best checkpoint is."""
+        tf = self._tensorflow()
+        import keras
+
+        cfg = self.config
+        log = RunLog(Path(cfg.performance.tensorboard_log_dir), self.out)
+        try:
+            return self._train(tf, keras, log, resume)
+        finally:
+            log.close()
+
+    def _train(self, tf: Any, keras: Any, log: RunLog, resume: bool) -> TrainingResult:
+        cfg, t = self.config, self.config.training
+        ckpt_dir = Path(cfg.paths.checkpoint_dir)
+        log.line(
+            f"mww-train: {cfg.model.architecture}, input {self.input_frames} frames, {t.num_phases} "
+            f"phase(s), {t.total_steps} steps, batch {t.batch_size}"
+        )
+        data = build_training_data(cfg, self.input_frames, progress=self.progress)
+        log.line(
+            "training examples: "
+            + ", ".join(f"{k} {v}" for k, v in data.counts.items())
+            + f"; validation: {len(data.validation.labels)} clips, "
+            + f"{data.validation.ambient_hours:.2f} h ambient"
+        )
+        keras.utils.set_random_seed(t.seed)
+        model = build_model(cfg.model, (self.input_frames, MEL_BINS))
+        optimizer = keras.optimizers.Adam(learning_rate=t.learning_rates[0])
+        log.line(f"model: {count_parameters(model)} parameters")
+
+        state: dict[str, Any] = {"best": None, "best_fah": None, "history": []}
+        start = 0
+        mined: list[MinedWindow] = []
+        if resume:
+            state = self._load_resume(model, optimizer)
+            start = int(state["step"])
+            mined = load_mined(ckpt_dir)
+            log.line(f"resumed at step {start} with {len(mined)} mined hard negatives")
+        best = Candidate(**state["best"]) if state.get("best") else None
+        best_fah = state.get("best_fah")
+
+        self.sampler = self._sampler(data, mined)
+        self.spec_augment = get_spec_augment(prefer_gpu=self.on_gpu)
+        b = t.batch_size
+        spec = [
+            tf.TensorSpec([b, self.input_frames, MEL_BINS], tf.float32),
+            tf.TensorSpec([b], tf.float32),
+            tf.TensorSpec([b], tf.float32),
+        ]
+        bce = keras.losses.BinaryCrossentropy(reduction=None)
+
+        @tf.function(input_signature=spec)
+        def train_step(x: Any, y: Any, w: Any) -> Any:
+            with tf.GradientTape() as tape:
+                p = tf.cast(model(x, training=True), tf.float32)
+                losses = bce(y[:, None], p)
+                loss = tf.reduce_sum(w * losses) / tf.maximum(tf.reduce_sum(w), 1e-9)
+                if model.losses:
+                    loss += tf.add_n(model.losses)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            acc = tf.reduce_mean(tf.cast(tf.equal(tf.cast(p[:, 0] > 0.5, tf.float32), y), tf.float32))
+            return loss, acc
+
+        forward = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, self.input_frames, MEL_BINS], tf.float32)],
+        )
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return forward(x).numpy()
+
+        writer = (
+            tf.summary.create_file_writer(str(Path(cfg.performance.tensorboard_log_dir) / "tensorboard"))
+            if cfg.performance.tensorboard_enabled
+            else None
+        )
+        total = t.total_steps
+        log_every = max(1, min(100, t.eval_step_interval // 5))
+        mining_every = t.eval_step_interval * cfg.hard_negative_mining.mining_interval_epochs
+        began = time.perf_counter()
+        step = start
+        interrupted = False
+        loss_acc = (float("nan"), float("nan"))
+        prefetch = Prefetcher(self._make_batch, start, total)
+        try:
+            while step < total:
+                phase = phase_of(step, t.training_steps)
+                optimizer.learning_rate.assign(t.learning_rates[phase])
+                x, y, w = prefetch.get()
+                profile = (
+                    cfg.performance.enable_profiling and step % cfg.performance.profile_every_n_steps == 0
+                )
+                if profile:
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                loss, acc = train_step(x, y, w)
+                if profile:
+                    profiler.disable()
+                    folder = Path(cfg.performance.profile_output_dir)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    profiler.dump_stats(str(folder / f"training_step_{step + 1}.prof"))
+                step += 1
+                if step % log_every == 0 or step == total:
+                    loss_acc = (float(loss), float(acc))
+                    elapsed = time.perf_counter() - began
+                    rate = (step - start) / elapsed if elapsed > 0 else 0.0
+                    log.status(
+                        progress_line(phase, step, total, elapsed, rate, *loss_acc, t.learning_rates[phase])
+                    )
+                    if writer:
+                        with writer.as_default(step=step):
+                            tf.summary.scalar("train/loss", loss_acc[0])
+                            tf.summary.scalar("train/accuracy", loss_acc[1])
+                            tf.summary.scalar("train/learning_rate", t.learning_rates[phase])
+                if step % t.eval_step_interval == 0 or step == total:
+                    metrics = self.evaluate(predict, data.validation)
+                    for row in validation_table(metrics, step, log.tty):
+                        log.line(row)
+                    if writer:
+                        with writer.as_default(step=step):
+                            for key, value in metrics.items():
+                                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                                    tf.summary.scalar(f"validation/{key}", float(value))
+                    calibration = {
+                        "probability_cutoff": float(metrics["operating_point_cutoff"]),
+                        "sliding_window_size": int(metrics["operating_point_window"]),
+                        "meets_target": bool(metrics["operating_point_meets_target"]),
+                    }
+                    record = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+                    write_checkpoint(
+                        model, ckpt_dir / f"checkpoint_step_{step}.weights.h5", step, record, cfg, calibration
+                    )
+                    candidate = Candidate(step, {k: float(v) for k, v in record.items()})
+                    fah = candidate.metrics["ambient_false_positives_per_hour"]
+                    if best_fah is None or fah < best_fah:
+                        best_fah = fah
+                        write_checkpoint(
+                            model,
+                            ckpt_dir / f"best_fah_step_{step}.weights.h5",
+                            step,
+                            record,
+                            cfg,
+                            calibration,
+                        )
+                    if is_better(candidate, best, t):
+                        best = candidate
+                        write_checkpoint(model, ckpt_dir / BEST_NAME, step, record, cfg, calibration)
+                        atomic_write_json(ckpt_dir / CALIBRATION_FILE, {**calibration, "step": step})
+                        log.line(f"  new best checkpoint at step {step}: {ckpt_dir / BEST_NAME}")
+                    state["history"].append({"step": step, **record})
+                    if cfg.hard_negative_mining.enabled and step % mining_every == 0 and step < total:
+                        hn = cfg.hard_negative_mining
+                        mined = mine_hard_negatives(
+                            predict,
+                            data.train_store,
+                            data.negative_pool,
+                            self.input_frames,
+                            cfg.model.stride,
+                            hn.fp_threshold,
+                            hn.max_samples,
+                        )
+                        save_mined(ckpt_dir, mined, step)
+                        log.line(f"  mined {len(mined)} hard-negative windows scoring ≥ {hn.fp_threshold}")
+                        prefetch.close()
+                        self.sampler = self._sampler(data, mined)
+                        prefetch = Prefetcher(self._make_batch, step, total)
+                    state.update(best=best.__dict__ if best else None, best_fah=best_fah)
+                    self._save_resume(model, optimizer, step, state)
+                if self.stop_after is not None and step >= self.stop_after and step < total:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            interrupted = True
+            state.update(best=best.__dict__ if best else None, best_fah=best_fah)
+            self._save_resume(model, optimizer, step, state)
+            log.line(
+                f"interrupted at step {step}: saved a resumable checkpoint in {self._resume_dir()}; "
+                "continue with --resume"
+            )
+        except tf.errors.ResourceExhaustedError as exc:
+            raise TrainError(
+                f"The accelerator ran out of memory at step {step} with batch {t.batch_size}. Lower "
+                "training.batch_size (halve it), or set performance.mixed_precision: true on a GPU."
+            ) from exc
+        finally:
+            prefetch.close()
+            if writer:
+                writer.flush()
+        best_path = ckpt_dir / BEST_NAME if best else None
+        return TrainingResult(
+            best_path,
+            best.step if best else None,
+            best.metrics if best else {},
+            step,
+            interrupted,
+            log.path,
+            state["history"],
+        )

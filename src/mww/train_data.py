@@ -1,0 +1,189 @@
+"""Everything training reads: augmented training sources and device-placed evaluation sets.
+
+Training examples come from the augmented store (several variants per clip, made ahead of
+training); validation clips are placed in the same window without augmentation; ambient
+recordings are scored as the device streams them, from their clean features.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from mww.augment import AugmentResult, augment_clips, augmentation_files, open_augmented_store
+from mww.config_schema import MwwConfig
+from mww.feature_store import FeatureStore
+from mww.features import uint16_to_float
+from mww.ingest import Clip
+from mww.mining import PoolEntry
+from mww.prepare import PreparedData, prepare_data
+from mww.sampler import Source
+
+logger = logging.getLogger(__name__)
+
+TRAIN_KINDS = ("positive", "negative", "hard_negative")
+LABELS = {"positive": 1, "negative": 0, "hard_negative": 0}
+
+
+class TrainDataError(Exception):
+    """The dataset cannot be trained on; the message says what to do."""
+
+
+@dataclass
+class EvalData:
+    """One split, ready to score: clip windows, positive clips as streams, ambient streams."""
+
+    windows: np.ndarray  # float32 [N, T, 40]: the window ending where the device decides
+    labels: np.ndarray  # [N]
+    kinds: list[str]
+    positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive clip (placed)
+    positive_paths: list[Path]
+    ambient_streams: list[np.ndarray]  # float32 [frames, 40] per ambient recording (clean)
+    ambient_paths: list[Path]
+    ambient_seconds: float  # measured duration of the ambient audio
+
+    @property
+    def ambient_hours(self) -> float:
+        """Measured ambient duration in hours."""
+        return self.ambient_seconds / 3600.0
+
+
+@dataclass
+class TrainingData:
+    """Sources for the sampler, the negative pool for mining, and the validation set."""
+
+    sources: list[Source]
+    train_store: FeatureStore
+    negative_pool: list[PoolEntry]
+    validation: EvalData
+    prepared: PreparedData
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _split(prepared: PreparedData, kind: str, split: str) -> list[Clip]:
+    return [c for c in prepared.ingest.of(kind, split) if c.path in prepared.features.keys]
+
+
+def check_dataset(prepared: PreparedData, config: MwwConfig) -> None:
+    """Refuse datasets that cannot give a meaningful model, with what to do about it."""
+    paths = config.paths
+    problems = []
+    if not _split(prepared, "positive", "train"):
+        problems.append(
+            f"no usable positive clips in the training split (folder {paths.positive_dir}; see "
+            f"{prepared.ingest.report_path} for skipped files)"
+        )
+    if not _split(prepared, "positive", "validation"):
+        problems.append(
+            "no positive clips in the validation split: add speakers (at least 3 speaker folders under "
+            f"{paths.positive_dir}) or raise data.validation_fraction"
+        )
+    if not _split(prepared, "negative", "train"):
+        problems.append(f"no usable negative clips in the training split (folder {paths.negative_dir})")
+    if not _split(prepared, "ambient", "validation"):
+        problems.append(
+            f"no ambient recordings in the validation split (folder {paths.ambient_dir}): false activations "
+            "per hour are measured on long everyday recordings; put at least two there (mww-generate makes "
+            "them for the demo)"
+        )
+    if problems:
+        raise TrainDataError("The dataset cannot be trained on: " + "; ".join(problems) + ".")
+
+
+def _placed(
+    config: MwwConfig, clips: list[Clip], workers: int, progress: bool
+) -> tuple[AugmentResult, FeatureStore]:
+    """Clips placed in the training window as the device hears them: no augmentation, one variant."""
+    plain = replace(config, augmentation=replace(config.augmentation, enabled=False))
+    store = open_augmented_store(config.paths.processed_dir, plain.augmentation, [], [])
+    result = augment_clips(clips, plain, store, workers, progress, background_files=[], rir_files=[])
+    return result, store
+
+
+def eval_data(
+    config: MwwConfig, prepared: PreparedData, split: str, input_frames: int, progress: bool = False
+) -> EvalData:
+    """The evaluation set of one split (validation or test)."""
+    workers = config.performance.resolved_num_workers()
+    clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
+    placed, store = _placed(config, clips, workers, progress)
+    windows, labels, kinds, streams, positive_paths = [], [], [], [], []
+    for clip in clips:
+        variants = placed.variants.get(clip.path)
+        if not variants:
+            continue
+        features = uint16_to_float(np.asarray(store.get(variants[0].key)))
+        if features.shape[0] < input_frames:
+            continue
+        windows.append(features[-input_frames:])
+        labels.append(LABELS[clip.kind])
+        kinds.append(clip.kind)
+        if clip.kind == "positive":
+            streams.append(features)
+            positive_paths.append(clip.path)
+    ambient = _split(prepared, "ambient", split)
+    ambient_streams = [
+        uint16_to_float(np.asarray(prepared.store.get(prepared.features.keys[c.path]))) for c in ambient
+    ]
+    return EvalData(
+        windows=np.stack(windows)
+        if windows
+        else np.zeros((0, input_frames, prepared.store.width), np.float32),
+        labels=np.asarray(labels, dtype=np.float32),
+        kinds=kinds,
+        positive_streams=streams,
+        positive_paths=positive_paths,
+        ambient_streams=ambient_streams,
+        ambient_paths=[c.path for c in ambient],
+        ambient_seconds=float(sum(c.duration_s for c in ambient)),
+    )
+
+
+def build_training_data(config: MwwConfig, input_frames: int, progress: bool = True) -> TrainingData:
+    """Prepare, check, augment and assemble everything one training run reads."""
+    prepared = prepare_data(config, progress=progress)
+    check_dataset(prepared, config)
+    workers = config.performance.resolved_num_workers()
+    train_clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, "train")]
+    background, rirs = augmentation_files(config)
+    store = open_augmented_store(config.paths.processed_dir, config.augmentation, background, rirs)
+    augmented = augment_clips(
+        train_clips, config, store, workers, progress, background_files=background, rir_files=rirs
+    )
+    training = config.training
+    weights = {
+        "positive": training.positive_sampling_weight,
+        "negative": training.negative_sampling_weight,
+        "hard_negative": training.hard_negative_sampling_weight,
+    }
+    # Positives may end up to one sliding window of invocations before the window end, so the
+    # model learns to stay high for the whole detection window, not for one frame.
+    end_jitter = config.export.sliding_window_size * config.model.stride
+    sources, counts, pool = [], {}, []
+    for kind in TRAIN_KINDS:
+        keys = [v.key for c in train_clips if c.kind == kind for v in augmented.variants.get(c.path, [])]
+        counts[kind] = len(keys)
+        truncation = "random" if kind == "negative" else "end"
+        sources.append(
+            Source(
+                kind,
+                LABELS[kind],
+                weights[kind],
+                truncation,
+                store,
+                keys,
+                end_jitter=end_jitter * (kind != "negative"),
+            )
+        )
+        if kind == "negative":
+            pool = [
+                PoolEntry(v.key, c.path, v.end_frame, c.duration_s)
+                for c in train_clips
+                if c.kind == kind
+                for v in augmented.variants.get(c.path, [])
+            ]
+    validation = eval_data(config, prepared, "validation", input_frames, progress)
+    return TrainingData(sources, store, pool, validation, prepared, counts)

@@ -1,0 +1,251 @@
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import build_dataset, make_config, tone, write
+from mww.augment import (
+    augment_clips,
+    augmentation_files,
+    build_augmenter,
+    effective_variants,
+    load_end_frames,
+    open_augmented_store,
+    place_clip,
+)
+from mww.config import load_preset
+from mww.config_schema import AUGMENTATION_NAMES
+from mww.constants import SAMPLE_RATE_HZ, frames_for_duration_ms
+from mww.feature_store import FeatureStore
+from mww.ingest import Clip
+
+WINDOW_S = 1.5
+JITTER = (0.195, 0.205)
+
+
+def config(root, **augmentation):
+    """The standard config on the dataset under `root`, with augmentation settings changed."""
+    cfg = make_config(root)
+    settings = {"augmentation_duration_s": WINDOW_S, "variants_per_clip": 2, **augmentation}
+    cfg.augmentation = dataclasses.replace(cfg.augmentation, **settings)
+    return cfg
+
+
+def only(name):
+    """Every transform off but `name`, which always runs."""
+    return {other: (1.0 if other == name else 0.0) for other in AUGMENTATION_NAMES}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "dataset"
+    build_dataset(root, speakers=2, per_speaker=2, negatives=3)
+    write(root / "hard_negative" / "h0.wav", tone(0.9, 700.0, seed=77))
+    clips = [Clip(p, "positive", p.parent.name, 1.0) for p in sorted((root / "positive").rglob("*.wav"))]
+    clips += [Clip(p, "negative", None, 1.2) for p in sorted((root / "negative").rglob("*.wav"))]
+    clips.append(Clip(root / "hard_negative" / "h0.wav", "hard_negative", None, 0.9))
+    return root, clips
+
+
+def features_of(result, store):
+    return {key: np.array(store.get(key)) for variants in result.variants.values() for key, _ in variants}
+
+
+def store_for(cfg, processed_dir=None):
+    background, rirs = augmentation_files(cfg)
+    return open_augmented_store(processed_dir or cfg.paths.processed_dir, cfg.augmentation, background, rirs)
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def last_nonzero(x):
+    return int(np.flatnonzero(x)[-1]) + 1
+
+
+@pytest.mark.parametrize("kind", ["positive", "hard_negative"])
+def test_positive_clip_ends_within_the_jitter_range_before_the_window_end(kind):
+    clip = np.full(round(0.8 * SAMPLE_RATE_HZ), 0.5, dtype=np.float32)
+    window = round(3.2 * SAMPLE_RATE_HZ)
+    rng = np.random.default_rng(0)
+    jitters = set()
+    for _ in range(50):
+        placed, end_frame = place_clip(clip, 3.2, *JITTER, rng, kind)
+        assert placed.shape == (window,) and placed.dtype == np.float32
+        end = last_nonzero(placed)
+        jitter_s = (window - end) / SAMPLE_RATE_HZ
+        assert JITTER[0] - 1 / SAMPLE_RATE_HZ <= jitter_s <= JITTER[1] + 1 / SAMPLE_RATE_HZ
+        assert np.array_equal(placed[end - clip.size : end], clip)
+        assert np.count_nonzero(placed) == clip.size
+        assert end_frame == frames_for_duration_ms(end * 1000 / SAMPLE_RATE_HZ)
+        jitters.add(end)
+    assert len(jitters) > 10  # the jitter really varies
+
+
+def test_long_positive_keeps_its_end():
+    clip = np.linspace(0.01, 1.0, round(4.0 * SAMPLE_RATE_HZ), dtype=np.float32)
+    placed, _ = place_clip(clip, 3.2, 0.2, 0.2, np.random.default_rng(1), "positive")
+    end = round(3.2 * SAMPLE_RATE_HZ) - round(0.2 * SAMPLE_RATE_HZ)
+    assert np.array_equal(placed[:end], clip[-end:])
+    assert not placed[end:].any()
+
+
+def test_negatives_go_to_random_offsets_or_random_crops():
+    window = round(WINDOW_S * SAMPLE_RATE_HZ)
+    short = np.full(4000, 0.25, dtype=np.float32)
+    rng = np.random.default_rng(2)
+    starts = set()
+    for _ in range(30):
+        placed, end_frame = place_clip(short, WINDOW_S, *JITTER, rng, "negative")
+        end = last_nonzero(placed)
+        assert np.array_equal(placed[end - short.size : end], short)
+        assert end_frame == frames_for_duration_ms(end * 1000 / SAMPLE_RATE_HZ)
+        starts.add(end - short.size)
+    assert len(starts) > 10
+
+    long = np.arange(1, 3 * window + 1, dtype=np.float32) / (3 * window)
+    crops = set()
+    for _ in range(30):
+        placed, end_frame = place_clip(long, WINDOW_S, *JITTER, rng, "negative")
+        offset = int(np.flatnonzero(long == placed[0])[0])
+        assert np.array_equal(placed, long[offset : offset + window])
+        assert end_frame == frames_for_duration_ms(WINDOW_S * 1000)
+        crops.add(offset)
+    assert len(crops) > 10
+
+
+# --------------------------------------------------------------------------- what the model sees
+
+
+def test_disabled_augmenter_is_the_identity(dataset):
+    root, _ = dataset
+    background, rirs = augmentation_files(config(root))
+    x = tone(1.0)
+    assert np.array_equal(build_augmenter(config(root, enabled=False).augmentation, background, rirs)(x), x)
+    all_off = config(root, **dict.fromkeys(AUGMENTATION_NAMES, 0.0)).augmentation
+    assert np.array_equal(build_augmenter(all_off, background, rirs)(x), x)
+
+
+def test_augmentation_changes_the_features(dataset):
+    root, clips = dataset
+    off = config(root, enabled=False)
+    on = config(root)
+    plain = augment_clips(clips, off)
+    augmented = augment_clips(clips, on)
+    assert plain.store_root != augmented.store_root
+    plain_features = features_of(plain, store_for(off))
+    on_features = features_of(augmented, store_for(on))
+    for clip in clips:
+        assert len(plain.variants[clip.path]) == 1  # off: one unaugmented variant
+        assert len(augmented.variants[clip.path]) == 2
+        key, end_frame = plain.variants[clip.path][0]
+        assert augmented.variants[clip.path][0] == (key, end_frame)  # same placement, same key
+        assert not np.array_equal(plain_features[key], on_features[key])
+        variant0, variant1 = (on_features[k] for k, _ in augmented.variants[clip.path])
+        assert not np.array_equal(variant0, variant1)  # each variant is a fresh draw
+        assert plain_features[key].shape == (frames_for_duration_ms(WINDOW_S * 1000), 40)
+
+
+@pytest.mark.parametrize("name", AUGMENTATION_NAMES)
+def test_each_probability_changes_the_features(dataset, name):
+    root, clips = dataset
+    clips = clips[:2]
+    baseline_cfg = config(root, **dict.fromkeys(AUGMENTATION_NAMES, 0.0))
+    changed_cfg = config(root, **only(name))
+    baseline = augment_clips(clips, baseline_cfg)
+    changed = augment_clips(clips, changed_cfg)
+    before, after = (
+        features_of(baseline, store_for(baseline_cfg)),
+        features_of(changed, store_for(changed_cfg)),
+    )
+    assert before.keys() == after.keys()
+    assert any(not np.array_equal(before[key], after[key]) for key in before)
+
+
+# --------------------------------------------------------------------------- parallelism and caching
+
+
+def test_deterministic_across_worker_counts(dataset, tmp_path):
+    root, clips = dataset
+    cfg = config(root, **{name: 0.5 for name in AUGMENTATION_NAMES})
+    serial_store = store_for(cfg, tmp_path / "serial")
+    parallel_store = store_for(cfg, tmp_path / "parallel")
+    serial = augment_clips(clips, cfg, serial_store, num_workers=1, seed=3)
+    parallel = augment_clips(clips, cfg, parallel_store, num_workers=2, seed=3, min_variants_per_worker=1)
+    assert serial.variants == parallel.variants
+    a, b = features_of(serial, serial_store), features_of(parallel, parallel_store)
+    assert a.keys() == b.keys() and len(a) == 2 * len(clips)
+    assert all(np.array_equal(a[key], b[key]) for key in a)
+    assert load_end_frames(serial_store) == load_end_frames(parallel_store)
+    other_seed = augment_clips(clips[:1], cfg, serial_store, seed=4)
+    assert other_seed.computed == 2
+    assert other_seed.variants[clips[0].path][0].key.endswith(":0:4")
+
+
+def test_second_run_computes_nothing_and_changes_give_a_new_store(dataset):
+    root, clips = dataset
+    cfg = config(root)
+    first = augment_clips(clips, cfg, progress=True)
+    assert (first.computed, first.reused, first.failed) == (2 * len(clips), 0, {})
+    again = augment_clips(clips, cfg)
+    assert (again.computed, again.reused) == (0, 2 * len(clips))
+    assert again.variants == first.variants
+
+    more = augment_clips(clips, config(root, variants_per_clip=3))  # extends the same store
+    assert (more.store_root, more.computed) == (first.store_root, len(clips))
+
+    setting = augment_clips(clips, config(root, Gain=0.5))
+    assert setting.store_root != first.store_root and setting.computed == 2 * len(clips)
+    snr = augment_clips(clips[:1], config(root, background_max_snr_db=20.0))
+    assert snr.store_root not in (first.store_root, setting.store_root)
+
+    write(root / "background" / "noise.wav", tone(3.0, 90.0))  # same name, new content
+    noise = augment_clips(clips, cfg)
+    assert noise.store_root != first.store_root and noise.computed == 2 * len(clips)
+    rir = root / "rirs" / "r.wav"
+    write(rir, np.exp(-np.arange(800) / 50.0).astype(np.float32))
+    assert augment_clips(clips[:1], cfg).store_root != noise.store_root
+
+
+def test_end_frames_sidecar_matches_the_result(dataset):
+    root, clips = dataset
+    cfg = config(root)
+    result = augment_clips(clips, cfg)
+    store = FeatureStore(result.store_root, width=40)
+    ends = load_end_frames(store)
+    window_frames = frames_for_duration_ms(WINDOW_S * 1000)
+    for clip in clips:
+        for key, end_frame in result.variants[clip.path]:
+            assert ends[key] == end_frame
+            assert store.n_rows(key) == window_frames
+            if clip.kind != "negative":  # ends about 0.2 s (20 frames) before the window end
+                assert window_frames - 22 <= end_frame <= window_frames - 18
+
+
+def test_missing_background_and_rirs_are_not_an_error(tmp_path, caplog):
+    root = tmp_path / "dataset"
+    write(root / "positive" / "spk" / "a.wav", tone(1.0, 500.0))
+    clips = [Clip(root / "positive" / "spk" / "a.wav", "positive", "spk", 1.0)]
+    cfg = config(root)
+    with caplog.at_level(logging.WARNING, logger="mww.augment"):
+        result = augment_clips(clips, cfg)
+    assert result.computed == 2 and not result.failed
+    text = caplog.text
+    assert "AddBackgroundNoise" in text and "RIR" in text and "skipped" in text
+
+
+def test_unreadable_clip_is_reported_not_fatal(dataset):
+    root, clips = dataset
+    bad = root / "negative" / "broken.wav"
+    bad.write_bytes(b"not audio at all")
+    result = augment_clips([*clips[:1], Clip(bad, "negative", None, 1.0)], config(root))
+    assert set(result.failed) == {bad}
+    assert clips[0].path in result.variants and bad not in result.variants
+
+
+def test_variants_per_clip_in_the_presets():
+    assert load_preset("standard").augmentation.variants_per_clip == 4
+    assert load_preset("max_quality").augmentation.variants_per_clip == 8
+    fast = load_preset("fast_test").augmentation
+    assert not fast.enabled and effective_variants(fast) == 1

@@ -1,0 +1,98 @@
+"""The float streaming twin computes exactly what the non-streaming training model computes."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from mww.config import config_from_dict
+from mww.constants import FEATURE_MAX_FLOAT, MEL_BINS
+from mww.model import build_model, receptive_field_frames, training_input_frames
+from mww.streaming import StreamingModel, fold_batch_norm
+from test_model import ARCHITECTURES
+
+FLOAT_TOLERANCE = 1e-5
+
+
+def fresh_model(cfg, seed: int = 0, random_batch_norm: bool = True) -> keras.Model:
+    """A freshly initialised model (seeded); with `random_batch_norm` its BatchNorm statistics and
+    scales are random instead of the identity, so that BN folding is exercised and the network's
+    activations and output vary much more with the input."""
+    keras.utils.set_random_seed(seed)
+    frames = training_input_frames(cfg.hardware, cfg.model)
+    model = build_model(cfg.model, (frames, MEL_BINS))
+    if not random_batch_norm:
+        return model
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.get_weights()[0].shape
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, shape),
+                    rng.normal(0.0, 0.2, shape),
+                    rng.normal(0.0, 0.3, shape),
+                    rng.uniform(0.5, 2.0, shape),
+                ]
+            )
+    return model
+
+
+def stream_vs_keras(
+    model: keras.Model, stride: int, streamed: np.ndarray, features: np.ndarray
+) -> np.ndarray:
+    """|streamed output - Keras output on the last `frames` frames| for every call after the window filled."""
+    frames = int(model.input_shape[1])
+    steps = [n for n in range(1, len(streamed) + 1) if n * stride >= frames]
+    windows = np.stack([features[n * stride - frames : n * stride] for n in steps])
+    expected = model.predict(windows, verbose=0)[:, 0]
+    return np.abs(np.asarray(streamed)[np.array(steps) - 1] - expected)
+
+
+CASES = {"mixednet-default": {}, **ARCHITECTURES}
+
+
+@pytest.mark.parametrize("overrides", list(CASES.values()), ids=list(CASES))
+def test_float_streaming_model_matches_keras(overrides):
+    cfg = config_from_dict({"model": overrides})
+    model = fresh_model(cfg)
+    streaming = StreamingModel(model, cfg.model)
+    stride = cfg.model.stride
+    frames = int(model.input_shape[1])
+    features = np.random.default_rng(1).uniform(0, FEATURE_MAX_FLOAT, (frames + 50 * stride, MEL_BINS))
+    features = features.astype(np.float32)
+    streamed = streaming.run(features)
+    assert streamed.shape == (features.shape[0] // stride,)
+    deviation = stream_vs_keras(model, stride, streamed, features)
+    assert deviation.size >= 50
+    print(f"\n{cfg.model.architecture} {overrides}: float streaming max |diff| {deviation.max():.2e}")
+    assert deviation.max() <= FLOAT_TOLERANCE
+
+
+def test_reset_restores_the_initial_state():
+    small = {"pointwise_filters": "8,8", "mixconv_kernel_sizes": "[3],[5]", "repeat_in_block": "1,1"}
+    cfg = config_from_dict({"model": {**small, "residual_connection": "0,0"}})
+    streaming = StreamingModel(fresh_model(cfg), cfg.model)
+    features = np.random.default_rng(2).uniform(0, 12, (24 * cfg.model.stride, MEL_BINS)).astype(np.float32)
+    first = streaming.run(features)
+    assert any(float(np.abs(s.numpy()).max()) > 0 for s in streaming.states)
+    streaming.reset()
+    np.testing.assert_array_equal(streaming.run(features), first)
+    assert receptive_field_frames(cfg.model) < features.shape[0]
+
+
+def test_fold_batch_norm_over_concatenated_convolutions():
+    rng = np.random.default_rng(3)
+    kernels = [rng.normal(size=(3, 1, 4, 2)), rng.normal(size=(5, 1, 4, 3))]
+    gamma, beta = rng.uniform(0.5, 2, 5), rng.normal(size=5)
+    mean, var = rng.normal(size=5), rng.uniform(0.5, 2, 5)
+    folded, bias = fold_batch_norm(kernels, [gamma, beta, mean, var], 1e-3)
+    conv_out = rng.normal(size=(7, 5))  # any pre-BN activations of the concatenated channels
+    scale = gamma / np.sqrt(var + 1e-3)
+    expected = (conv_out - mean) * scale + beta
+    np.testing.assert_allclose(conv_out * scale + bias, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(folded[0], kernels[0] * scale[:2], rtol=1e-6)
+    np.testing.assert_allclose(folded[1], kernels[1] * scale[2:], rtol=1e-6)
+    with pytest.raises(ValueError):
+        fold_batch_norm(kernels[:1], [gamma, beta, mean, var], 1e-3)
