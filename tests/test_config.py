@@ -651,3 +651,13 @@ def test_revalidation_keeps_sources(tmp_path):
     cfg.training.batch_size = 0
     with pytest.raises(ConfigError, match=r"o\.yaml"):
         validate_config(cfg)
+
+
+def test_first_kernel_shorter_than_stride_is_refused(tmp_path):
+    override = tmp_path / "o.yaml"
+    override.write_text("model:\n  first_conv_kernel_size: 2\n  stride: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_full_config("standard", override)
+    message = str(info.value)
+    assert "'model.first_conv_kernel_size' is 2" in message and "o.yaml" in message
+    assert "never sees 1 of every 3 feature frames" in message and "at least 3" in message

@@ -19,6 +19,7 @@ from mww.export import (
     declared_arena_size,
     generate_manifest,
     load_calibration,
+    load_checkpoint,
     probability_to_uint8,
     tflm_stream,
 )
@@ -26,7 +27,7 @@ from mww.features import uint16_to_float
 from mww.model import training_input_frames
 from mww.prepare import prepare_data
 from mww.verify import verify_model
-from test_model import COMPLEX
+from test_model import ARCHITECTURES, COMPLEX
 from test_streaming import FLOAT_TOLERANCE, fresh_model, stream_vs_keras
 
 MAX_UINT8_DEVIATION = 2
@@ -409,3 +410,31 @@ def test_bad_model_name_and_missing_dataset_are_explained(dataset, tmp_path):
     with pytest.raises(ExportError, match="representative dataset"):
         convert_model_saved(checkpoint, tmp_path / "out", "ww", empty)
     assert _left_behind(tmp_path / "out") == []
+
+
+def _weights_by_layer_name(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
+
+
+def test_checkpoint_loads_into_the_same_layers_whatever_was_built_before(tmp_path):
+    """Training and export can share a process: the models built before (other architectures,
+    dropout, L2) advance Keras' global name counters, so auto-generated layer names differ between
+    the process that saved a checkpoint and the one that loads it. Every weight must still land in
+    the layer of the same (explicit) name, and the loaded model must compute what the saved one did."""
+    cfg = config_from_dict({"model": ARCHITECTURES["first-kernel-equals-stride"]})
+    saved = fresh_model(cfg, seed=4)
+    checkpoint = save_checkpoint(saved, tmp_path / "checkpoints")
+    for name in ("dnn", "cnn", "stride-1"):
+        fresh_model(config_from_dict({"model": ARCHITECTURES[name]}), seed=5)
+    loaded = load_checkpoint(checkpoint, cfg)
+    expected, got = _weights_by_layer_name(saved), _weights_by_layer_name(loaded)
+    assert sorted(got) == sorted(expected)
+    for name, weights in expected.items():
+        assert len(got[name]) == len(weights), name
+        for want, have in zip(weights, got[name], strict=True):
+            np.testing.assert_array_equal(have, want, err_msg=name)
+    frames = int(saved.input_shape[1])
+    windows = np.random.default_rng(6).uniform(0, 20, (4, frames, MEL_BINS)).astype(np.float32)
+    np.testing.assert_allclose(
+        loaded.predict(windows, verbose=0), saved.predict(windows, verbose=0), rtol=0, atol=1e-6
+    )

@@ -94,8 +94,8 @@ ARCHITECTURES = {
         "dropout_rate": 0.2,
         "l2_regularization": 0.001,
     },
-    "small-first-kernel": {
-        "first_conv_kernel_size": 2,
+    "first-kernel-equals-stride": {
+        "first_conv_kernel_size": 3,
         "pointwise_filters": "20,20",
         "mixconv_kernel_sizes": "[1],[3,5,7]",
         "repeat_in_block": "1,1",

@@ -40,8 +40,11 @@ from mww.ingest import Clip, discover
 
 logger = logging.getLogger(__name__)
 
-# Kinds whose clip END is placed `jitter` seconds before the window end (the wake word, and the
-# phrases that sound like it); every other kind is placed at a random offset.
+# Every clip that fits the window is placed with its END `jitter` seconds before the window end,
+# negatives too: if only positives ended there, "speech that stops 0.2 s before the decision" would
+# be enough to tell them apart, and the model would fire on any negative heard at that moment.
+# Kinds whose longer clips keep their end (the wake word, and the phrases that sound like it);
+# longer clips of other kinds are cropped at a random offset.
 END_ALIGNED_KINDS = frozenset({"positive", "hard_negative"})
 
 # Ranges of the transforms whose ranges the config does not set (openWakeWord / microWakeWord values).
@@ -53,7 +56,7 @@ TRANSFORM_RANGES: dict[str, Any] = {
     "gain_db": [-12.0, 0.0],
 }
 # Bump when the way variants are computed changes: it is part of the store fingerprint.
-AUGMENT_VERSION = 1
+AUGMENT_VERSION = 2
 
 END_FRAMES_NAME = "end_frames.json"
 SETTINGS_NAME = "settings.json"
@@ -100,15 +103,15 @@ def place_clip(
 ) -> tuple[np.ndarray, int]:
     """Put a clip into a silent window of `window_s` seconds; returns (window, clip end frame).
 
-    Positives and hard negatives end `jitter` seconds (uniform in [min_jitter_s, max_jitter_s])
-    before the window end, where the device decides; a longer clip loses its start, never its end.
-    Other kinds go to a random offset, or are cropped at a random offset when longer than the window.
+    Every clip that fits ends `jitter` seconds (uniform in [min_jitter_s, max_jitter_s]) before the
+    window end, where the device decides. A longer positive or hard negative loses its start, never
+    its end; longer clips of other kinds are cropped at a random offset.
     """
     window = round(window_s * SAMPLE_RATE_HZ)
     clip = np.asarray(samples, dtype=np.float32).reshape(-1)
     n = clip.shape[0]
     out = np.zeros(window, dtype=np.float32)
-    if kind in END_ALIGNED_KINDS:
+    if kind in END_ALIGNED_KINDS or n <= window:
         jitter = round(float(rng.uniform(min_jitter_s, max_jitter_s)) * SAMPLE_RATE_HZ)
         end = min(window, max(0, window - jitter))
         start = end - n

@@ -3,6 +3,7 @@
 Selection follows the config: while the minimized metric (e.g. ambient FA/h) is above its target,
 the checkpoint with the lowest value wins; once a checkpoint is at or below target, the highest
 maximized metric (e.g. average_viable_recall) among those within target wins.
+Exact ties go to the higher clip-level AUC, then to the earlier checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mww.config_schema import MwwConfig, TrainingConfig
 WEIGHTS_SUFFIX = ".weights.h5"
 BEST_NAME = "best_weights.weights.h5"
 SIDECAR_SUFFIX = ".json"
+TIE_BREAK_METRIC = "auc_roc"
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,16 @@ def is_better(candidate: Candidate, best: Candidate | None, training: TrainingCo
     c_ok, b_ok = c_low <= target, b_low <= target
     if c_ok != b_ok:
         return c_ok
+    c_high, b_high = candidate.metrics[high], best.metrics[high]
     if c_ok:  # both within target: more of the maximized metric, then less of the minimized one
-        c_high, b_high = candidate.metrics[high], best.metrics[high]
-        return c_high > b_high or (c_high == b_high and c_low < b_low)
-    return c_low < b_low or (c_low == b_low and candidate.metrics[high] > best.metrics[high])
+        key_c, key_b = (c_high, -c_low), (b_high, -b_low)
+    else:
+        key_c, key_b = (-c_low, c_high), (-b_low, b_high)
+    if key_c != key_b:
+        return key_c > key_b
+    # Still tied (early on, a cautious model can have no detection at any cutoff): the one that
+    # ranks positives above negatives better (clip-level AUC), if measured.
+    return candidate.metrics.get(TIE_BREAK_METRIC, 0.0) > best.metrics.get(TIE_BREAK_METRIC, 0.0)
 
 
 def config_hash(config: MwwConfig) -> str:

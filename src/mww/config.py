@@ -503,6 +503,7 @@ def validate_config(cfg: MwwConfig, sources: Mapping[str, str] | None = None) ->
             _check_rules(value, item.metadata, key, source_of(key))
         _check_relations(section, name, source_of)
     _check_streamable_architecture(cfg.model, source_of)
+    _check_first_kernel_covers_stride(cfg.model, source_of)
     cfg._sources = known  # type: ignore[misc]
     return cfg
 
@@ -524,6 +525,18 @@ def _check_streamable_architecture(model: ModelConfig, source_of: Any) -> None:
         raise ConfigError(
             f"'{key}' is {_show(model.architecture)} in {source_of(key)}, but {reason}. Use 'mixednet' (the "
             "default, a streaming depthwise-separable CNN) or 'cnn' (or 'dnn') instead."
+        )
+
+
+def _check_first_kernel_covers_stride(model: ModelConfig, source_of: Any) -> None:
+    if model.first_conv_kernel_size < model.stride:
+        kernel, stride = "model.first_conv_kernel_size", "model.stride"
+        raise ConfigError(
+            f"'{kernel}' is {model.first_conv_kernel_size} (from {source_of(kernel)}) but '{stride}' is "
+            f"{model.stride} (from {source_of(stride)}): a first convolution shorter than its stride never "
+            f"sees {model.stride - model.first_conv_kernel_size} of every {model.stride} feature frames, and "
+            "TensorFlow's CPU kernels (oneDNN) compute such a convolution wrongly at random. Set "
+            f"'{kernel}' to at least {model.stride}."
         )
 
 

@@ -8,7 +8,8 @@ byte for byte, whatever the number of worker processes. Layout under the output 
     hard_negative/<speaker>/*.wav   phonetically close phrases (see `confusable_phrases`)
     background/*.wav                ten-second clips: coloured noise, mains hum, babble, mixtures
     rirs/*.wav                      synthetic room impulse responses (RT60 0.2-1.0 s)
-    ambient/ambient_NNN.wav         long stretches of speech over noise, never the wake phrase
+    ambient/ambient_NNN.wav         long stretches of speech over noise, now and then a confusable
+                                    phrase, never the wake phrase
     README.txt, generation.json     what was generated
     demo_override.yaml              trainer override: absolute dataset paths, held-out speakers
 
@@ -67,6 +68,7 @@ AMBIENT_SNR_DB = (5.0, 25.0)
 AMBIENT_NOISE_RMS_DBFS = (-55.0, -42.0)
 HARD_NEGATIVE_PHRASES = 48
 TEXT_POOL_SIZE = 400
+AMBIENT_CONFUSABLE_EVERY = 10  # one ambient utterance in this many is a confusable phrase
 PEAK_LIMIT = 0.95
 
 
@@ -738,10 +740,18 @@ def _plan(wake_word: str, counts: GenerationCounts, seed: int) -> _Plan:
     jobs: list[_Job] = []
 
     n_files = math.ceil(counts.ambient_seconds / AMBIENT_FILE_SECONDS) if counts.ambient_seconds > 0 else 0
+    # About one utterance in AMBIENT_CONFUSABLE_EVERY is a confusable phrase (never the wake word),
+    # as in real rooms: false activations per hour measured on it then mean something.
+    repeats = max(1, len(pool) // max(1, (AMBIENT_CONFUSABLE_EVERY - 1) * len(hard)))
+    ambient_pool = pool + tuple(hard) * repeats
     for i in range(n_files):
         jobs.append(
             _AmbientJob(
-                f"ambient/ambient_{i:03d}.wav", counts.ambient_seconds / n_files, voices, pool, (seed, 1, i)
+                f"ambient/ambient_{i:03d}.wav",
+                counts.ambient_seconds / n_files,
+                voices,
+                ambient_pool,
+                (seed, 1, i),
             )
         )
     for i in range(counts.background):

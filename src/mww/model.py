@@ -54,6 +54,10 @@ REFUSED_ARCHITECTURES = {
     ),
 }
 INPUT_NAME = "features"
+# Moving statistics follow training within a few dozen steps (Keras defaults to 0.99, which still
+# weighs the initial statistics at 37 % after 100 steps: early evaluations then see a different
+# network from the one being trained).
+BN_MOMENTUM = 0.9
 OUTPUT_NAME = "probability"
 
 
@@ -401,7 +405,7 @@ def build_model(model_cfg: ModelConfig, input_shape: tuple[int, int]) -> keras.M
             residual = layers.Conv2D(
                 block.filters, 1, use_bias=False, kernel_regularizer=reg, name=names["residual_conv"](b)
             )(x)
-            residual = layers.BatchNormalization(name=names["residual_bn"](b))(residual)
+            residual = layers.BatchNormalization(momentum=BN_MOMENTUM, name=names["residual_bn"](b))(residual)
         for r in range(block.repeats):
             if block.max_kernel > 1 or plan.architecture == "cnn":
                 x = _temporal_layer(x, plan, block, r, reg)
@@ -409,7 +413,7 @@ def build_model(model_cfg: ModelConfig, input_shape: tuple[int, int]) -> keras.M
                 x = layers.Conv2D(
                     block.filters, 1, use_bias=False, kernel_regularizer=reg, name=names["pointwise"](b, r)
                 )(x)
-            x = layers.BatchNormalization(name=names["bn"](b, r))(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=names["bn"](b, r))(x)
             if residual is not None and r == block.repeats - 1:
                 residual = _crop_to(residual, x.shape[1], f"block{b}_residual_crop")
                 x = layers.Add(name=f"block{b}_residual_add")([x, residual])

@@ -31,7 +31,8 @@ from mww.checkpoints import (
     write_checkpoint,
 )
 from mww.config_schema import MwwConfig
-from mww.constants import MEL_BINS
+from mww.constants import MEL_BINS, WINDOW_STEP_MS
+from mww.detection import rearm_invocations
 from mww.export import CALIBRATION_FILE
 from mww.metrics import compute_all_metrics
 from mww.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
@@ -52,7 +53,7 @@ TABLE_KEYS = (
     ("recall", "recall"),
     ("f1", "F1"),
     ("auc_roc", "AUC-ROC"),
-    ("ambient_false_positives_per_hour", "ambient FA/hour"),
+    ("ambient_false_positives_per_hour", "FA/hour (ambient+neg.)"),
     ("recall_at_no_fa", "recall at no FA/h"),
     ("recall_at_target_fah", "recall at target FA/h"),
     ("average_viable_recall", "average viable recall"),
@@ -248,12 +249,17 @@ class Trainer:
         scores = score_windows(predict, data.windows)
         positives = [score_stream(predict, f, self.input_frames, stride) for f in data.positive_streams]
         ambient = [score_stream(predict, f, self.input_frames, stride) for f in data.ambient_streams]
+        # Validation negatives and hard negatives count as streamed audio too: each is one utterance
+        # the detector hears armed (a lead-in of silent outputs re-arms it), over the time it covers.
+        lead_in = np.zeros(rearm_invocations(stride=stride) + 1, dtype=np.uint8)
+        negatives = [score_stream(predict, f, self.input_frames, stride) for f in data.negative_streams]
+        negative_hours = sum(len(n) for n in negatives) * stride * WINDOW_STEP_MS / 1000.0 / 3600.0
         metrics = compute_all_metrics(
             data.labels,
             scores,
             positives,
-            ambient,
-            ambient_duration_hours=data.ambient_hours,
+            ambient + [np.concatenate([lead_in, n]) for n in negatives],
+            ambient_duration_hours=data.ambient_hours + negative_hours,
             target_fah=self.config.training.target_minimization,
             cutoff=self.config.export.probability_cutoff,
             window=self.config.export.sliding_window_size,
@@ -265,7 +271,7 @@ class Trainer:
             # recording is not scored, which the consistency check would flag for short recordings.
             check_duration=False,
         )
-        metrics["ambient_duration_hours"] = data.ambient_hours
+        metrics["ambient_duration_hours"] = data.ambient_hours + negative_hours
         return metrics
 
     # ------------------------------------------------------------------ resume state

@@ -1,0 +1,188 @@
+"""The trainer on tiny tone datasets: outputs, selection, resume, class weights and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import build_dataset, tone, write
+from mww.checkpoints import BEST_NAME
+from mww.config import config_from_dict
+from mww.sampler import step_rng
+from mww.train import Trainer, TrainError, format_duration, phase_of, progress_line
+from mww.train_data import TrainDataError
+
+TINY_MODEL = {
+    "first_conv_filters": 8,
+    "first_conv_kernel_size": 3,
+    "pointwise_filters": "8,8",
+    "mixconv_kernel_sizes": "[3],[5]",
+    "repeat_in_block": "1,1",
+    "residual_connection": "0,0",
+}
+
+
+def tiny_config(data_root: Path, root: Path, **training):
+    paths = {
+        "positive_dir": data_root / "positive",
+        "negative_dir": data_root / "negative",
+        "hard_negative_dir": data_root / "hard_negative",
+        "background_dir": data_root / "background",
+        "rir_dir": data_root / "rirs",
+        "ambient_dir": data_root / "ambient",
+        "processed_dir": root / "processed",
+        "checkpoint_dir": root / "checkpoints",
+    }
+    return config_from_dict(
+        {
+            "hardware": {"clip_duration_ms": 500},
+            "paths": {k: str(v) for k, v in paths.items()},
+            "model": TINY_MODEL,
+            "augmentation": {"enabled": False, "augmentation_duration_s": 1.5},
+            "training": {
+                "training_steps": [30, 20],
+                "learning_rates": [0.01, 0.001],
+                "batch_size": 16,
+                "eval_step_interval": 25,
+                "positive_class_weight": [1.0, 1.0],
+                "negative_class_weight": [2.0, 3.0],
+                "hard_negative_class_weight": [4.0, 5.0],
+                **training,
+            },
+            "performance": {
+                "num_workers": 1,
+                "tensorboard_log_dir": str(root / "logs"),
+                "profile_output_dir": str(root / "profiles"),
+            },
+            "hard_negative_mining": {"mining_interval_epochs": 1, "fp_threshold": 0.0, "max_samples": 5},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    build_dataset(root, speakers=6, per_speaker=4, negatives=24)
+    return root
+
+
+def run(cfg, resume=False, stop_after=None):
+    out = io.StringIO()
+    trainer = Trainer(cfg, progress=False, out=out)
+    trainer.stop_after = stop_after
+    return trainer.train(resume=resume), out.getvalue()
+
+
+def test_helpers():
+    assert format_duration(3725) == "1:02:05"
+    assert phase_of(0, [3, 2]) == 0 and phase_of(2, [3, 2]) == 0 and phase_of(3, [3, 2]) == 1
+    assert phase_of(4, [3, 2]) == 1
+    line = progress_line(0, 500, 30000, 134, 500 / 134, 0.23414, 0.89123, 0.001)
+    expected = "Phase 1 • 500/30000 • 1.7% • 0:02:14 elapsed • 2:11:46 remaining • "
+    assert line == expected + "loss=0.2341 acc=0.8912 lr=0.001000"  # 29 500 steps left at 3.73 steps/s
+
+
+def test_training_writes_checkpoints_logs_and_calibration(dataset, tmp_path):
+    cfg = tiny_config(dataset, tmp_path)
+    result, out = run(cfg)
+    print(out[-1500:])
+    ckpt = tmp_path / "checkpoints"
+    assert result.best_checkpoint == ckpt / BEST_NAME and result.best_checkpoint.is_file()
+    assert not result.interrupted and result.last_step == 50
+    names = {p.name for p in ckpt.iterdir()}
+    assert {"checkpoint_step_25.weights.h5", "checkpoint_step_50.weights.h5", "calibration.json"} <= names
+    assert any(n.startswith("best_fah_step_") for n in names)
+    sidecar = json.loads((ckpt / "best_weights.json").read_text())
+    assert sidecar["step"] == result.best_step and 0 < sidecar["probability_cutoff"] < 1
+    for key in ("accuracy", "precision", "recall", "f1", "auc_roc", "ambient_false_positives_per_hour"):
+        assert key in sidecar["metrics"]
+    assert "Phase 1 • 10/50 • 20.0%" in out and "Phase 2 • 50/50 • 100.0%" in out
+    assert "» FA/hour (ambient+neg.)" in out
+    assert result.log_path.read_text().count("Validation at step") == 2
+    assert list((tmp_path / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    # mining ran at the first evaluation (interval 1 evaluation, threshold 0): windows were kept
+    mined = json.loads((ckpt / "mined_hard_negatives.json").read_text())
+    assert mined["step"] == 25 and len(mined["windows"]) == 5
+    assert (ckpt / "mined_hard_negatives.csv").is_file()
+
+
+def test_sample_weights_follow_source_and_phase(dataset, tmp_path):
+    cfg = tiny_config(dataset, tmp_path)
+    trainer = Trainer(cfg, progress=False, out=io.StringIO())
+    from mww.train_data import build_training_data
+
+    data = build_training_data(cfg, trainer.input_frames, progress=False)
+    trainer.sampler = trainer._sampler(data, [])
+    trainer.spec_augment = lambda batch, rng, **_: batch
+    for step, expected in ((0, {1.0: 1.0, 0.0: {2.0, 4.0}}), (40, {1.0: 3.0, 0.0: {3.0, 5.0}})):
+        x, y, w = trainer._make_batch(step)
+        assert x.shape == (16, trainer.input_frames, 40)
+        assert set(w[y == 1].tolist()) <= {1.0}
+        assert set(w[y == 0].tolist()) <= expected[0.0]
+    batch = trainer.sampler.sample(step_rng(0, 0))
+    names = [trainer.sampler.sources[i].name for i in batch.source]
+    assert {"positive", "negative"} <= set(names)
+
+
+def test_resume_continues_exactly_where_it_stopped(dataset, tmp_path):
+    import keras
+
+    full_cfg = tiny_config(dataset, tmp_path / "full")
+    run(full_cfg)
+    split_cfg = tiny_config(dataset, tmp_path / "split")
+    first, out = run(split_cfg, stop_after=35)
+    assert first.interrupted and first.last_step == 35 and "continue with --resume" in out
+    second, out = run(split_cfg, resume=True)
+    assert "resumed at step 35" in out and second.last_step == 50
+    from mww.model import build_model
+
+    weights = []
+    for cfg in (full_cfg, split_cfg):
+        model = build_model(cfg.model, (Trainer(cfg, progress=False).input_frames, 40))
+        model.load_weights(Path(cfg.paths.checkpoint_dir) / "checkpoint_step_50.weights.h5")
+        weights.append(model.get_weights())
+    worst = max(float(np.max(np.abs(a - b))) for a, b in zip(*weights, strict=True))
+    print(f"resumed vs uninterrupted: max |weight difference| {worst:.2e}")
+    assert worst < 1e-4
+    keras.backend.clear_session()
+
+
+def test_resume_without_state_and_with_another_config_is_refused(dataset, tmp_path):
+    cfg = tiny_config(dataset, tmp_path)
+    with pytest.raises(TrainError, match="found no resumable checkpoint"):
+        run(cfg, resume=True)
+    run(cfg, stop_after=26)
+    changed = tiny_config(dataset, tmp_path, batch_size=8)
+    with pytest.raises(TrainError, match="different config"):
+        run(changed, resume=True)
+
+
+def test_missing_ambient_and_negatives_are_explained(tmp_path):
+    root = tmp_path
+    build_dataset(root / "data", speakers=4, per_speaker=2, negatives=4)
+    for f in (root / "data" / "ambient").iterdir():
+        f.unlink()
+    with pytest.raises(TrainDataError, match=r"no ambient recordings .* put at least two there"):
+        run(tiny_config(root / "data", root))
+    for f in (root / "data" / "negative").rglob("*.wav"):
+        f.unlink()
+    write(root / "data" / "ambient" / "a.wav", tone(5.0, 100.0))
+    write(root / "data" / "ambient" / "b.wav", tone(5.0, 120.0))
+    with pytest.raises(TrainDataError, match="no usable negative clips in the training split"):
+        run(tiny_config(root / "data", root))
+
+
+def test_cli_exit_codes(dataset, tmp_path, capsys, monkeypatch):
+    from mww.cli.train import main
+    from mww.config import dump_config
+
+    cfg_path = dump_config(tiny_config(dataset, tmp_path), tmp_path / "cfg.yaml")
+    assert main(["--config", str(cfg_path), "--quiet"]) == 0
+    assert "best checkpoint:" in capsys.readouterr().out
+    assert main(["--config", str(cfg_path), "--override", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.yaml" in err and "Traceback" not in err
