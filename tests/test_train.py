@@ -98,7 +98,13 @@ def test_training_writes_checkpoints_logs_and_calibration(dataset, tmp_path):
     assert any(n.startswith("best_fah_step_") for n in names)
     sidecar = json.loads((ckpt / "best_weights.json").read_text())
     assert sidecar["step"] == result.best_step and 0 < sidecar["probability_cutoff"] < 1
-    for key in ("accuracy", "precision", "recall", "f1", "auc_roc", "ambient_false_positives_per_hour"):
+    for key in (
+        "accuracy",
+        "f1",
+        "auc_roc",
+        "ambient_false_positives_per_hour",
+        "hard_negative_false_detection_rate",
+    ):
         assert key in sidecar["metrics"]
     assert "Phase 1 • 10/50 • 20.0%" in out and "Phase 2 • 50/50 • 100.0%" in out
     assert "» FA/hour (ambient+neg.)" in out

@@ -32,7 +32,7 @@ from mww.checkpoints import (
 )
 from mww.config_schema import MwwConfig
 from mww.constants import MEL_BINS, WINDOW_STEP_MS
-from mww.detection import rearm_invocations
+from mww.detection import detect, rearm_invocations
 from mww.export import CALIBRATION_FILE
 from mww.metrics import compute_all_metrics
 from mww.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
@@ -54,6 +54,7 @@ TABLE_KEYS = (
     ("f1", "F1"),
     ("auc_roc", "AUC-ROC"),
     ("ambient_false_positives_per_hour", "FA/hour (ambient+neg.)"),
+    ("hard_negative_false_detection_rate", "confusables detected"),
     ("recall_at_no_fa", "recall at no FA/h"),
     ("recall_at_target_fah", "recall at target FA/h"),
     ("average_viable_recall", "average viable recall"),
@@ -249,8 +250,10 @@ class Trainer:
         scores = score_windows(predict, data.windows)
         positives = [score_stream(predict, f, self.input_frames, stride) for f in data.positive_streams]
         ambient = [score_stream(predict, f, self.input_frames, stride) for f in data.ambient_streams]
-        # Validation negatives and hard negatives count as streamed audio too: each is one utterance
-        # the detector hears armed (a lead-in of silent outputs re-arms it), over the time it covers.
+        # Validation negatives count as streamed audio too: each is one utterance the detector hears
+        # armed (a lead-in of silent outputs re-arms it), over the time it covers. Hard negatives are
+        # confusable on purpose and far rarer in a home than their share here, so they stay out of
+        # FA/h and are reported as their own false detection rate.
         lead_in = np.zeros(rearm_invocations(stride=stride) + 1, dtype=np.uint8)
         negatives = [score_stream(predict, f, self.input_frames, stride) for f in data.negative_streams]
         negative_hours = sum(len(n) for n in negatives) * stride * WINDOW_STEP_MS / 1000.0 / 3600.0
@@ -272,6 +275,10 @@ class Trainer:
             check_duration=False,
         )
         metrics["ambient_duration_hours"] = data.ambient_hours + negative_hours
+        cutoff, window = self.config.export.probability_cutoff, self.config.export.sliding_window_size
+        hard = [score_stream(predict, f, self.input_frames, stride) for f in data.hard_negative_streams]
+        fired = sum(bool(detect(h, cutoff, window, stride=stride, armed_at_start=True)) for h in hard)
+        metrics["hard_negative_false_detection_rate"] = fired / len(hard) if hard else 0.0
         return metrics
 
     # ------------------------------------------------------------------ resume state

@@ -41,7 +41,8 @@ class EvalData:
     kinds: list[str]
     positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive clip (placed)
     positive_paths: list[Path]
-    negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative / hard negative clip (placed)
+    negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative clip (placed)
+    hard_negative_streams: list[np.ndarray]  # float32 [frames, 40] per hard negative clip (placed)
     ambient_streams: list[np.ndarray]  # float32 [frames, 40] per ambient recording (clean)
     ambient_paths: list[Path]
     ambient_seconds: float  # measured duration of the ambient audio
@@ -111,7 +112,8 @@ def eval_data(
     workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
     placed, store = _placed(config, clips, workers, progress)
-    windows, labels, kinds, streams, positive_paths, negative_streams = [], [], [], [], [], []
+    windows, labels, kinds, streams, positive_paths = [], [], [], [], []
+    negative_streams, hard_negative_streams = [], []
     for clip in clips:
         variants = placed.variants.get(clip.path)
         if not variants:
@@ -125,8 +127,10 @@ def eval_data(
         if clip.kind == "positive":
             streams.append(features)
             positive_paths.append(clip.path)
-        else:
+        elif clip.kind == "negative":
             negative_streams.append(features)
+        else:
+            hard_negative_streams.append(features)
     ambient = _split(prepared, "ambient", split)
     ambient_streams = [
         uint16_to_float(np.asarray(prepared.store.get(prepared.features.keys[c.path]))) for c in ambient
@@ -140,6 +144,7 @@ def eval_data(
         positive_streams=streams,
         positive_paths=positive_paths,
         negative_streams=negative_streams,
+        hard_negative_streams=hard_negative_streams,
         ambient_streams=ambient_streams,
         ambient_paths=[c.path for c in ambient],
         ambient_seconds=float(sum(c.duration_s for c in ambient)),
