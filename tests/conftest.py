@@ -39,18 +39,22 @@ def make_wav():
     return _make
 
 
+def dataset_paths(data_root: Path, processed_dir: Path) -> dict[str, str]:
+    """The `paths` section for a dataset in the standard layout under `data_root`."""
+    folders = {
+        "positive_dir": "positive",
+        "negative_dir": "negative",
+        "hard_negative_dir": "hard_negative",
+        "background_dir": "background",
+        "rir_dir": "rirs",
+        "ambient_dir": "ambient",
+    }
+    return {**{k: str(data_root / v) for k, v in folders.items()}, "processed_dir": str(processed_dir)}
+
+
 def make_config(root: Path, **data: object) -> MwwConfig:
     """A config whose dataset folders are the standard ones under `root`."""
-    paths = {
-        "positive_dir": root / "positive",
-        "negative_dir": root / "negative",
-        "hard_negative_dir": root / "hard_negative",
-        "background_dir": root / "background",
-        "rir_dir": root / "rirs",
-        "ambient_dir": root / "ambient",
-        "processed_dir": root / "processed",
-    }
-    return config_from_dict({"paths": {k: str(v) for k, v in paths.items()}, "data": data})
+    return config_from_dict({"paths": dataset_paths(root, root / "processed"), "data": data})
 
 
 def build_dataset(root: Path, speakers: int = 10, per_speaker: int = 3, negatives: int = 40) -> None:

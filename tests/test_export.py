@@ -195,13 +195,7 @@ def test_residual_multi_kernel_repeated_mixednet_tracks_keras(dataset, tmp_path,
 
 LIVELY = {
     "mixednet-default": {},
-    "cnn": {
-        "architecture": "cnn",
-        "pointwise_filters": "16,24",
-        "mixconv_kernel_sizes": "[3,5],[7]",
-        "repeat_in_block": "1,2",
-        "residual_connection": "1,0",
-    },
+    "cnn": ARCHITECTURES["cnn"],
     "dnn": {"architecture": "dnn", "first_conv_kernel_size": 4, "residual_connection": "1,0,1,0"},
 }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import build_dataset, tone, write
+from conftest import build_dataset, dataset_paths, tone, write
 from mww.checkpoints import BEST_NAME
 from mww.config import config_from_dict
 from mww.sampler import step_rng
@@ -27,20 +27,11 @@ TINY_MODEL = {
 
 
 def tiny_config(data_root: Path, root: Path, **training):
-    paths = {
-        "positive_dir": data_root / "positive",
-        "negative_dir": data_root / "negative",
-        "hard_negative_dir": data_root / "hard_negative",
-        "background_dir": data_root / "background",
-        "rir_dir": data_root / "rirs",
-        "ambient_dir": data_root / "ambient",
-        "processed_dir": root / "processed",
-        "checkpoint_dir": root / "checkpoints",
-    }
+    paths = {**dataset_paths(data_root, root / "processed"), "checkpoint_dir": str(root / "checkpoints")}
     return config_from_dict(
         {
             "hardware": {"clip_duration_ms": 500},
-            "paths": {k: str(v) for k, v in paths.items()},
+            "paths": paths,
             "model": TINY_MODEL,
             "augmentation": {"enabled": False, "augmentation_duration_s": 1.5},
             "training": {

@@ -10,8 +10,8 @@ streamed for false activations per hour over their measured duration.
 from __future__ import annotations
 
 import cProfile
+import io
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from mww.atomic import atomic_write_json
+from mww.atomic import atomic_write_bytes, atomic_write_json
 from mww.checkpoints import (
     BEST_NAME,
     Candidate,
@@ -289,9 +289,9 @@ class Trainer:
         folder = self._resume_dir()
         folder.mkdir(parents=True, exist_ok=True)
         save_weights_atomic(model, folder / "weights.weights.h5")
-        tmp = folder / ".optimizer.tmp.npz"
-        np.savez(tmp, *[np.asarray(v) for v in optimizer.variables])
-        os.replace(tmp, folder / "optimizer.npz")
+        buffer = io.BytesIO()
+        np.savez(buffer, *[np.asarray(v) for v in optimizer.variables])
+        atomic_write_bytes(folder / "optimizer.npz", buffer.getvalue())
         atomic_write_json(
             folder / "state.json", {**state, "step": step, "config_hash": config_hash(self.config)}
         )
