@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End to end on a synthetic "hey computer" dataset: environment, dataset, data preparation,
-# then training, export and verification with the fast_test preset where those commands exist.
+# End to end on a synthetic "hey computer" dataset with the fast_test preset: environment, dataset,
+# data preparation, training, calibration on the validation split, export, ESPHome verification,
+# held-out evaluation through TFLite Micro, and a live-check run on an ambient recording.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_env.sh tf
@@ -8,6 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL=2
 bin=.venv/bin
 dataset=./dataset
 override="$dataset/demo_override.yaml"
+cfg=(--config fast_test --override "$override")
 
 if [ -f "$dataset/generation.json" ] && [ -f "$override" ]; then
   echo "== demo dataset already in $dataset (delete it to regenerate)"
@@ -17,26 +19,32 @@ else
 fi
 
 echo "== preparing data (ingestion, speaker-disjoint splits, device features)"
-"$bin/python" -m mww.prepare --config fast_test --override "$override"
+"$bin/python" -m mww.prepare "${cfg[@]}"
 
 ckpt=./checkpoints/best_weights.weights.h5
-if [ -x "$bin/mww-train" ]; then
-  echo "== training (fast_test preset)"
-  "$bin/mww-train" --config fast_test --override "$override"
-else
-  echo "== next: training (mww-train) is not part of this version yet; the data above is ready for it."
-  exit 0
-fi
-if [ -x "$bin/mww-export" ]; then
-  echo "== exporting"
-  "$bin/mww-export" --checkpoint "$ckpt" --config fast_test --override "$override" \
-    --output ./models/exported --model-name hey_computer
-else
-  echo "== next: export (mww-export) is not part of this version yet; the checkpoint is $ckpt."
-  exit 0
-fi
-if [ -x "$bin/mww-verify" ]; then
-  echo "== verifying ESPHome compatibility"
-  "$bin/mww-verify" ./models/exported/hey_computer.tflite
-fi
+echo "== training (fast_test preset)"
+"$bin/mww-train" "${cfg[@]}"
+
+echo "== choosing the cutoff and window on the validation split"
+"$bin/mww-evaluate" --checkpoint "$ckpt" "${cfg[@]}" --split val --output-dir ./evaluation/val
+
+echo "== exporting"
+calibration=()
+[ -f ./evaluation/val/calibration.json ] && calibration=(--calibration ./evaluation/val/calibration.json)
+"$bin/mww-export" --checkpoint "$ckpt" "${cfg[@]}" --output ./models/exported --model-name hey_computer \
+  "${calibration[@]}"
+
+echo "== verifying ESPHome compatibility"
+"$bin/mww-verify" ./models/exported/hey_computer.tflite
+
+echo "== held-out test split, through TFLite Micro as the device runs it"
+"$bin/mww-evaluate" --tflite ./models/exported/hey_computer.tflite \
+  --manifest ./models/exported/hey_computer.json "${cfg[@]}" --split test --output-dir ./evaluation/test
+
+ambient="$(find "$dataset/ambient" -name '*.wav' | sort | head -n 1)"
+echo "== live check on $ambient (what would wake the device)"
+"$bin/mww-detect" ./models/exported/hey_computer.json "$ambient"
+
 echo "== done: model ./models/exported/hey_computer.tflite, manifest ./models/exported/hey_computer.json"
+echo "== paste ./models/exported/esphome.yaml into your device's ESPHome YAML:"
+cat ./models/exported/esphome.yaml

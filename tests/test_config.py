@@ -661,3 +661,40 @@ def test_first_kernel_shorter_than_stride_is_refused(tmp_path):
     message = str(info.value)
     assert "'model.first_conv_kernel_size' is 2" in message and "o.yaml" in message
     assert "never sees 1 of every 3 feature frames" in message and "at least 3" in message
+
+
+# --------------------------------------------------------------------------- auto_tuning (mww-autotune)
+
+
+def test_presets_list_the_auto_tuning_section_with_the_defaults():
+    from mww.config_schema import AutoTuningConfig
+
+    defaults = dataclasses.asdict(AutoTuningConfig())
+    for name in PRESETS:
+        raw = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())
+        assert raw["auto_tuning"] == defaults, name
+        assert load_preset(name).auto_tuning == AutoTuningConfig()
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"cutoff_min": 0.9, "cutoff_max": 0.8}, ["'auto_tuning.cutoff_max'", ">= 'auto_tuning.cutoff_min'"]),
+        ({"window_max": 11}, ["'auto_tuning.window_max'", "10"]),
+        ({"window_min": 6, "window_max": 5}, ["'auto_tuning.window_max'", ">= 'auto_tuning.window_min'"]),
+        ({"positive_weight_step": 1.0}, ["'auto_tuning.positive_weight_step'", "> 1"]),
+        ({"hard_negative_weight_step": 0.5}, ["'auto_tuning.hard_negative_weight_step'", "> 1"]),
+        ({"burst_steps": 0}, ["'auto_tuning.burst_steps'", ">= 1"]),
+        ({"burst_learning_rate": 0}, ["'auto_tuning.burst_learning_rate'", "> 0"]),
+        ({"cutoff_max": 1.0}, ["'auto_tuning.cutoff_max'", "< 1"]),
+        ({"recall_tolerance": 2}, ["'auto_tuning.recall_tolerance'", "<= 1"]),
+        ({"mining_fp_threshold": -0.1}, ["'auto_tuning.mining_fp_threshold'", ">= 0"]),
+        ({"burst_step": 10}, ["burst_steps"]),
+    ],
+)
+def test_auto_tuning_values_are_validated(tmp_path, values, expected):
+    path = write_yaml(tmp_path / "tune.yaml", {"auto_tuning": values})
+    message = error_of("standard", path)
+    assert str(path) in message
+    for text in expected:
+        assert text in message, message

@@ -8,6 +8,7 @@ import pytest
 
 from mww.constants import DETECTION_REFRACTORY_SLICES, STREAMING_STRIDE
 from mww.detection import (
+    DeviceDetector,
     count_detections_sweep,
     cutoff_to_uint8,
     detect,
@@ -237,3 +238,62 @@ def test_bad_detector_arguments_are_refused():
         count_detections_sweep([0, 0], [127], [])
     with pytest.raises(ValueError, match="sequence of probability streams"):
         first_detection_sweep(np.zeros(5, dtype=np.uint8), [127], [1])
+
+
+# --------------------------------------------------------------------------- the incremental detector
+
+
+def _pushed(p, detector: DeviceDetector) -> list[int]:
+    return [k for k, value in enumerate(np.asarray(p).tolist()) if detector.push(value)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_device_detector_equals_detect_on_random_streams(seed):
+    rng = np.random.default_rng(100 + seed)
+    checked = fired = 0
+    for trial in range(8):
+        n = int(rng.integers(0, 400))
+        if trial % 2:
+            p = np.where(rng.random(n) < 0.15, rng.integers(180, 256, n), rng.integers(0, 80, n))
+        else:
+            p = np.repeat(rng.integers(0, 256, n // 6 + 1), 6)[:n]
+        params = {
+            "refractory_slices": int(rng.choice([0, 1, 3, 7, 74, 100])),
+            "stride": int(rng.choice([1, 2, 3, 4])),
+            "armed_at_start": bool(rng.integers(0, 2)),
+        }
+        for window in (1, 2, 5, 10):
+            for c in (0, 1, 64, 127, 200, 247, 255):
+                expected = detect(p, c / 255, window, **params)
+                assert _pushed(p, DeviceDetector(c, window, **params)) == expected
+                assert _pushed(p, DeviceDetector.for_cutoff(c / 255, window, **params)) == expected
+                checked += 1
+                fired += len(expected)
+    print(f"seed {seed}: {checked} streams x settings, {fired} detections, DeviceDetector == detect()")
+    assert fired > 0
+
+
+def test_device_detector_reports_the_window_that_fired():
+    # Window 5, cutoff 0.5 (127), re-armed at 33: the window [0, 0, 200, 255, 255] ending at 38 sums to
+    # 710 > 635, so 38 fires (the ring is then cleared and the rest of the burst is suppressed).
+    p = stream(60, {36: 200, 37: 255, 38: 255, 39: 255, 40: 255})
+    detector = DeviceDetector(127, 5)
+    assert detector.detection_sum is None and detector.detection_probability is None
+    fired = _pushed(p, detector)
+    assert fired == detect(p, 0.5, 5) == [38]  # 200 + 255 * 2 = 710 > 635 already at 38
+    assert detector.detection_sum == 710
+    assert detector.detection_probability == pytest.approx(710 / (255 * 5))
+    assert detector.outputs_pushed == 60
+
+
+def test_device_detector_refuses_bad_outputs_and_settings():
+    detector = DeviceDetector(127, 5)
+    for bad in (256, -1, 0.5, True):
+        with pytest.raises(ValueError, match=r"uint8 integer 0\.\.255"):
+            detector.push(bad)
+    with pytest.raises(ValueError, match="cutoff_u8 must be at most 255"):
+        DeviceDetector(256, 5)
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        DeviceDetector(127, 0)
+    with pytest.raises(ValueError, match=r"cutoff must lie in \[0, 1\]"):
+        DeviceDetector.for_cutoff(1.5, 5)

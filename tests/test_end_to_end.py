@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
+import numpy as np
 import pytest
 
-from mww.config import load_full_config
+from mww.audio import load_audio, to_pcm16, write_wav
+from mww.config import config_from_dict, deep_merge, load_full_config
+from mww.constants import SAMPLE_RATE_HZ
+from mww.detection import detect
+from mww.evaluate import evaluate_model, first_scored_invocation
 from mww.export import convert_model_saved, tflm_stream
 from mww.generate import generate_dataset
 from mww.metrics import auc_roc
 from mww.prepare import prepare_data
+from mww.runtime import invocation_seconds
 from mww.train import Trainer
 from mww.train_data import eval_data
 
@@ -36,8 +43,16 @@ COUNTS = {
 MIN_AUC = 0.8
 
 
-def test_generate_train_export_stream(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Generate a small demo dataset, train a small model on it and export the last checkpoint."""
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        return _train_and_export(tmp_path)
+
+
+def _train_and_export(tmp_path):
     summary = generate_dataset(tmp_path / "dataset", "hey computer", seed=3, progress=False, counts=COUNTS)
     override = tmp_path / "e2e.yaml"
     override.write_text(
@@ -57,6 +72,11 @@ def test_generate_train_export_stream(tmp_path, monkeypatch):
     last = result.best_checkpoint.parent / f"checkpoint_step_{result.last_step}.weights.h5"
     exported = convert_model_saved(last, tmp_path / "models", "hey_computer", config)
     assert exported.verification is not None and exported.verification.ok
+    return summary, config, result, last, exported
+
+
+def test_generate_train_export_stream(trained):
+    summary, config, result, _, exported = trained
     manifest = json.loads(exported.manifest_path.read_text())["micro"]
     cutoff, window = manifest["probability_cutoff"], manifest["sliding_window_size"]
 
@@ -81,3 +101,80 @@ def test_generate_train_export_stream(tmp_path, monkeypatch):
         f"decision point {auc:.3f}, AUC of the peak over the whole clip {peak_auc:.3f}"
     )
     assert auc >= MIN_AUC
+
+
+def test_checkpoint_and_tflite_evaluations_agree_within_the_reported_gap(trained):
+    """mww-evaluate on the checkpoint (--analyze) and on its export run the same int8 path."""
+    _, config, _, last, exported = trained
+    keras = evaluate_model(config, checkpoint=last, analyze=True, split="test")
+    tflite = evaluate_model(
+        config, tflite=exported.tflite_path, manifest=exported.manifest_path, split="test"
+    )
+    gap = keras.quantization_gap
+    assert gap is not None
+    keys = ("recall", "fah", "false_activations")
+    assert (keras.at_settings["probability_cutoff"], keras.at_settings["sliding_window_size"]) == (
+        tflite.at_settings["probability_cutoff"],
+        tflite.at_settings["sliding_window_size"],
+    )
+    assert {k: tflite.at_settings[k] for k in keys} == gap["int8"]
+    assert {k: keras.at_settings[k] for k in keys} == gap["float"]
+    assert tflite.at_settings["recall"] - keras.at_settings["recall"] == pytest.approx(gap["recall_gap"])
+    assert tflite.at_settings["fah"] - keras.at_settings["fah"] == pytest.approx(gap["fah_gap"])
+    diff = gap["output_difference_uint8"]
+    print(
+        f"\nevaluate, test split at cutoff {tflite.at_settings['probability_cutoff']} window "
+        f"{tflite.at_settings['sliding_window_size']}: float recall {keras.at_settings['recall']:.3f} / "
+        f"{keras.at_settings['fah']:.2f} FA/h, int8 recall {tflite.at_settings['recall']:.3f} / "
+        f"{tflite.at_settings['fah']:.2f} FA/h; outputs differ by mean {diff['mean']:.2f}, max "
+        f"{diff['max']} steps"
+    )
+    assert diff["mean"] <= 4.0
+
+
+def test_evaluate_detection_times_match_pymicro_wakeword(trained, tmp_path):
+    """The same exported model in pymicro-wakeword (TFLite, its own front-end wrapper) on the same
+    audio, a short set of held-out wake words: through the device's detector, every detection lands
+    within one 30 ms step of mww-evaluate's."""
+    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
+
+    summary, config, _, _, exported = trained
+    held_out = set(summary.held_out_speakers)
+    clips = sorted(p for p in (summary.output_dir / "positive").rglob("*.wav") if p.parent.name in held_out)
+    rng = np.random.default_rng(0)
+    parts = [np.zeros(int(1.5 * SAMPLE_RATE_HZ), np.float32)]
+    for clip in clips[:10]:
+        parts += [
+            load_audio(clip),
+            (0.003 * rng.standard_normal(int(2.5 * SAMPLE_RATE_HZ))).astype(np.float32),
+        ]
+    clip_set = write_wav(tmp_path / "clip_set" / "clip_set.wav", np.concatenate(parts))
+    paths = {"ambient_dir": str(clip_set.parent), "processed_dir": str(tmp_path / "processed")}
+    cfg = config_from_dict(deep_merge(config.to_dict(), {"paths": paths}))
+    ours = evaluate_model(cfg, manifest=exported.manifest_path, split="val")  # one recording: validation
+    settings = ours.at_settings
+    cutoff, window, stride = settings["probability_cutoff"], settings["sliding_window_size"], cfg.model.stride
+    mine = [e["time_s"] for e in ours.events if e["source"] == "ambient"]
+
+    # pymicro-wakeword's raw outputs (window 1), then the device's detector at the same settings.
+    manifest = json.loads(exported.manifest_path.read_text())
+    manifest["micro"]["sliding_window_size"] = 1
+    shutil.copy(exported.tflite_path, tmp_path / manifest["model"])
+    (tmp_path / "raw.json").write_text(json.dumps(manifest))
+    model, frontend = MicroWakeWord.from_config(tmp_path / "raw.json"), MicroWakeWordFeatures()
+    raw = []
+    for i, features in enumerate(frontend.process_streaming(to_pcm16(load_audio(clip_set)).tobytes())):
+        p = model.process_streaming_prob(features)
+        if (i + 1) % model.stride == 0:
+            raw.append(round(p * 256))
+    first = first_scored_invocation(ours.model["input_frames"], stride)
+    theirs = [
+        round(float(invocation_seconds(k + first, stride)), 3)
+        for k in detect(np.asarray(raw[first:], dtype=np.uint8), cutoff, window, stride=stride)
+    ]
+    print(
+        f"\n{len(clips[:10])} held-out wake words at cutoff {cutoff}, window {window}: mww-evaluate {mine}; "
+        f"pymicro-wakeword {theirs}"
+    )
+    assert len(mine) >= 3 and len(mine) == len(theirs)
+    assert all(abs(a - b) <= 0.030 + 1e-9 for a, b in zip(mine, theirs, strict=True))

@@ -432,3 +432,14 @@ def test_checkpoint_loads_into_the_same_layers_whatever_was_built_before(tmp_pat
     np.testing.assert_allclose(
         loaded.predict(windows, verbose=0), saved.predict(windows, verbose=0), rtol=0, atol=1e-6
     )
+
+
+def test_manifest_leaves_out_an_empty_author_and_website():
+    from mww.export import build_manifest
+
+    plain = build_manifest("m.tflite", config_from_dict({}), 30000, 0.9, 5)
+    assert "website" not in plain and "author" not in plain
+    named = config_from_dict({"export": {"author": "Ann", "website": "https://example.org/ww"}})
+    manifest = build_manifest("m.tflite", named, 30000, 0.9, 5)
+    assert (manifest["author"], manifest["website"]) == ("Ann", "https://example.org/ww")
+    assert list(manifest)[:4] == ["type", "wake_word", "author", "website"]

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from conftest import build_dataset, make_config, write
+from mww.ingest import IngestError
 from mww.prepare import main, prepare_data
 
 
@@ -51,3 +53,26 @@ def test_corrupt_positive_does_not_stop_preparation(tmp_path):
     prepared = prepare_data(cfg, progress=False)
     assert {s.path.name for s in prepared.ingest.skipped} == {"broken.wav", "quiet.wav"}
     assert len(prepared.features.failed) == 0
+
+
+def test_enabled_clustering_takes_speakers_from_the_namelist_without_moving_files(tmp_path):
+    import json
+
+    from mww.config import config_from_dict, deep_merge
+
+    build_dataset(tmp_path, speakers=4, per_speaker=2, negatives=2)
+    positives = sorted((tmp_path / "positive").rglob("*.wav"))
+    namelist = tmp_path / "positive_namelist.json"
+    mappings = {str(p): ("speaker_0001" if i % 2 else "speaker_0002") for i, p in enumerate(positives)}
+    namelist.write_text(json.dumps({"_meta": {}, "mappings": mappings}))
+    base = make_config(tmp_path).to_dict()
+    on = {"speaker_clustering": {"enabled": True, "namelist": str(namelist)}}
+    prepared = prepare_data(config_from_dict(deep_merge(base, on)), progress=False)
+    speakers = {c.path: c.speaker for c in prepared.ingest.of("positive")}
+    assert set(speakers.values()) == {"speaker_0001", "speaker_0002"}
+    assert all(speakers[p.resolve()] == mappings[str(p)] for p in positives)
+    assert sorted((tmp_path / "positive").rglob("*.wav")) == positives  # nothing moved
+
+    missing = {"speaker_clustering": {"enabled": True}}
+    with pytest.raises(IngestError, match=r"speaker_clustering\.namelist is not set"):
+        prepare_data(config_from_dict(deep_merge(base, missing)), progress=False)

@@ -308,6 +308,9 @@ class SpeakerClusteringConfig:
     similarity_threshold: float = setting(0.72, min=-1, max=1)
     n_clusters: int | None = setting(None, min=1)
     leakage_audit_enabled: bool = setting(True)
+    near_duplicate_threshold: float = setting(0.95, min=-1, max=1)  # audit: clips this similar are copies
+    # With enabled: ingestion takes speakers from this namelist (mww-cluster-analyze), files stay put.
+    namelist: Path | None = setting(None)
 
 
 @dataclass
@@ -340,6 +343,33 @@ class ExportConfig:
 
 
 @dataclass
+class AutoTuningConfig:
+    """mww-autotune: short fine-tuning bursts from a checkpoint between evaluations on the validation split.
+
+    Class weights start at the last training phase's; a step multiplies one of them (never above its
+    cap). The cutoff and window of every evaluation are searched within the ranges below (the evaluation
+    sweeps windows 1 to 10). A result is "not worse" than the starting checkpoint when its recall is at
+    most `recall_tolerance` lower and its FA/h at most `fah_tolerance` higher (or it meets both targets).
+    """
+
+    burst_steps: int = setting(500, min=1)  # fine-tuning steps between two evaluations
+    burst_learning_rate: float = setting(0.0001, gt=0)
+    positive_weight_step: float = setting(1.25, gt=1)  # factor on the positive class weight
+    max_positive_weight: float = setting(8.0, gt=0)
+    hard_negative_weight_step: float = setting(1.5, gt=1)  # factor on the (mined) hard-negative weight
+    max_hard_negative_weight: float = setting(200.0, gt=0)
+    cutoff_min: float = setting(0.5, gt=0, lt=1)
+    cutoff_max: float = setting(0.99, gt=0, lt=1, ge_field="cutoff_min")
+    window_min: int = setting(1, min=1, max=10)
+    window_max: int = setting(10, min=1, max=10, ge_field="window_min")
+    recall_tolerance: float = setting(0.02, min=0, max=1)
+    fah_tolerance: float = setting(0.1, min=0)
+    mining_fp_threshold: float = setting(0.5, min=0, max=1)  # training negatives scoring this high are mined
+    mining_max_samples: int = setting(2000, min=0)  # mined windows added per iteration, highest first
+    seed: int = setting(0, min=0)  # batch order and SpecAugment masks of the bursts
+
+
+@dataclass
 class MwwConfig:
     """The whole configuration: one attribute per section."""
 
@@ -353,6 +383,7 @@ class MwwConfig:
     speaker_clustering: SpeakerClusteringConfig = field(default_factory=SpeakerClusteringConfig)
     hard_negative_mining: HardNegativeMiningConfig = field(default_factory=HardNegativeMiningConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    auto_tuning: AutoTuningConfig = field(default_factory=AutoTuningConfig)
 
     # Where each dotted key's final value came from; filled in by the loader.
     _sources: ClassVar[Mapping[str, str]] = MappingProxyType({})

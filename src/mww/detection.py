@@ -34,6 +34,10 @@ last output the ring is kept for ``stride`` slices, as if the audio went on to t
 Detections are returned as invocation indices ``k`` (0-based); output ``k`` covers the audio up to
 ``(k + 1) * stride`` feature slices after the start.
 
+`DeviceDetector` is the one transliteration of the device's code, fed one output at a time (what a
+live microphone needs); `simulate_device_detector` runs it over a whole stream and is the reference
+the fast paths (`detect` and the sweeps) are tested against.
+
 Float probabilities in [0, 1] are converted to what the device reads with the output quantization
 (scale ``OUTPUT_SCALE`` = 1/256, zero point 0): ``q = clip(round(p / OUTPUT_SCALE), 0, 255)``, rounding
 half away from zero as TFLite does.
@@ -163,6 +167,110 @@ def false_activations_per_hour(n_events: float, duration_s: float) -> float:
 # --------------------------------------------------------------------------- the reference simulator
 
 
+class DeviceDetector:
+    """ESPHome's detector, one model output at a time: the slice-by-slice transliteration of the device.
+
+    ``push(output)`` takes the uint8 output of the next invocation and runs the feature slices up to
+    the next invocation (the invocation's own slice and the ``stride - 1`` after it); it returns True
+    when that output's check fired. The slices before the first invocation run when the detector is
+    created. A detector is one device start: it starts disarmed unless ``armed_at_start``.
+    ``require_full_window=False`` drops the one rule added to the device's (see the module docstring).
+
+    After a detection, ``detection_sum`` holds the window sum that fired and ``detection_probability``
+    the window mean as the device logs it, ``sum / (255 * window)``.
+    """
+
+    def __init__(
+        self,
+        cutoff_u8: int,
+        window: int,
+        *,
+        refractory_slices: int = DETECTION_REFRACTORY_SLICES,
+        stride: int = STREAMING_STRIDE,
+        armed_at_start: bool = False,
+        require_full_window: bool = True,
+    ) -> None:
+        c = _check_int("cutoff_u8", cutoff_u8, 0)
+        if c > OUTPUT_UINT8_MAX:
+            raise ValueError(f"cutoff_u8 must be at most {OUTPUT_UINT8_MAX}; got {cutoff_u8!r}")
+        self.cutoff_u8 = c
+        self.window = _check_int("window", window, 1)
+        self.refractory_slices = _check_int("refractory_slices", refractory_slices, 0)
+        self.stride = _check_int("stride", stride, 1)
+        self.require_full_window = bool(require_full_window)
+        self.outputs_pushed = 0
+        self.detection_sum: int | None = None
+        self._ring = [0] * self.window
+        self._newest = 0  # last_n_index_
+        self._ignore = 0 if armed_at_start else -self.refractory_slices  # ignore_windows_
+        self._step = 0  # current_stride_step_
+        self._unprocessed = False
+        self._written = 0  # outputs written since start or the last detection
+        for _ in range(self.stride - 1):  # the slices before the first invocation
+            self._slice(None)
+
+    @classmethod
+    def for_cutoff(
+        cls,
+        probability_cutoff: float,
+        window: int,
+        *,
+        refractory_slices: int = DETECTION_REFRACTORY_SLICES,
+        stride: int = STREAMING_STRIDE,
+        armed_at_start: bool = False,
+    ) -> DeviceDetector:
+        """A detector for a manifest's ``probability_cutoff`` in [0, 1] (quantized with `cutoff_to_uint8`)."""
+        return cls(
+            cutoff_to_uint8(probability_cutoff),
+            window,
+            refractory_slices=refractory_slices,
+            stride=stride,
+            armed_at_start=armed_at_start,
+        )
+
+    @property
+    def detection_probability(self) -> float | None:
+        """The window mean of the last detection as the device computes it, ``sum / (255 * window)``."""
+        if self.detection_sum is None:
+            return None
+        return self.detection_sum / (OUTPUT_UINT8_MAX * self.window)
+
+    def _slice(self, output: int | None) -> bool:
+        """One 10 ms feature slice; `output` is the model's output when this slice invokes it."""
+        self._step = self._step % self.stride + 1
+        if self._step >= self.stride:  # invocation: push the output
+            assert output is not None
+            self._newest = (self._newest + 1) % self.window
+            self._ring[self._newest] = output
+            self._written += 1
+            self._unprocessed = True
+        if self._ring[self._newest] < self.cutoff_u8:
+            self._ignore = min(self._ignore + 1, 0)
+        if self._unprocessed and self._ignore >= 0:
+            self._unprocessed = False
+            full = self._written >= self.window or not self.require_full_window
+            total = sum(self._ring)
+            if full and total > self.cutoff_u8 * self.window:
+                self.detection_sum = total
+                self._ring = [0] * self.window
+                self._ignore = -self.refractory_slices
+                self._written = 0
+                return True
+        return False
+
+    def push(self, output: int) -> bool:
+        """Feed the uint8 output of the next invocation; True when the detector fires on it."""
+        if isinstance(output, bool) or not isinstance(output, int | np.integer):
+            raise ValueError(f"a model output must be a uint8 integer 0..{OUTPUT_UINT8_MAX}; got {output!r}")
+        if not 0 <= int(output) <= OUTPUT_UINT8_MAX:
+            raise ValueError(f"a model output must be a uint8 integer 0..{OUTPUT_UINT8_MAX}; got {output!r}")
+        self.outputs_pushed += 1
+        fired = self._slice(int(output))
+        for _ in range(self.stride - 1):
+            fired = self._slice(None) or fired
+        return fired
+
+
 def simulate_device_detector(
     probs: ArrayLike,
     cutoff_u8: int,
@@ -173,45 +281,21 @@ def simulate_device_detector(
     armed_at_start: bool = False,
     require_full_window: bool = True,
 ) -> list[int]:
-    """Slice-by-slice transliteration of ESPHome's detector: slow, the reference for the fast paths.
+    """Slice-by-slice transliteration of ESPHome's detector (`DeviceDetector` over a whole stream):
+    slow, the reference for the fast paths.
 
     ``require_full_window=False`` drops the one rule added to the device's (see the module docstring).
     """
     p = probabilities_to_uint8(probs).tolist()
-    c = _check_int("cutoff_u8", cutoff_u8, 0)
-    if c > OUTPUT_UINT8_MAX:
-        raise ValueError(f"cutoff_u8 must be at most {OUTPUT_UINT8_MAX}; got {cutoff_u8!r}")
-    window = _check_int("window", window, 1)
-    refractory = _check_int("refractory_slices", refractory_slices, 0)
-    stride = _check_int("stride", stride, 1)
-
-    ring = [0] * window
-    newest = 0  # last_n_index_
-    ignore = 0 if armed_at_start else -refractory  # ignore_windows_
-    step = 0  # current_stride_step_
-    unprocessed = False
-    written = 0  # outputs written since start or the last detection
-    k = 0
-    events: list[int] = []
-    for _ in range((len(p) + 1) * stride - 1):
-        step = step % stride + 1
-        if step >= stride:  # invocation: push the output
-            newest = (newest + 1) % window
-            ring[newest] = p[k]
-            k += 1
-            written += 1
-            unprocessed = True
-        if ring[newest] < c:
-            ignore = min(ignore + 1, 0)
-        if unprocessed and ignore >= 0:
-            unprocessed = False
-            full = written >= window or not require_full_window
-            if full and sum(ring) > c * window:
-                events.append(k - 1)
-                ring = [0] * window
-                ignore = -refractory
-                written = 0
-    return events
+    detector = DeviceDetector(
+        cutoff_u8,
+        window,
+        refractory_slices=refractory_slices,
+        stride=stride,
+        armed_at_start=armed_at_start,
+        require_full_window=require_full_window,
+    )
+    return [k for k, value in enumerate(p) if detector.push(value)]
 
 
 # --------------------------------------------------------------------------- the fast event scan

@@ -14,7 +14,9 @@
    input scale 26/255 and zero point -128;
 4. measures the tensor arena in TFLite Micro and adds `ARENA_MARGIN_FRACTION` plus
    `ARENA_MARGIN_BYTES` (unless `export.tensor_arena_size` is positive), writes the manifest, and
-   verifies model and manifest with `mww.verify.verify_model`.
+   verifies model and manifest with `mww.verify.verify_model`;
+5. writes `esphome.yaml`, the `micro_wake_word:` block to paste into the device's YAML
+   (`mww.esphome`), for int8 exports.
 
 Everything is written into a staging folder inside the output folder and renamed into place only
 after verification passed, so a failed export leaves no half-written model behind.
@@ -117,6 +119,7 @@ class ExportResult:
     max_quantization_error_steps: int | None = None
     verification: Any = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    esphome_yaml_path: Path | None = None
 
     def summary_lines(self) -> list[str]:
         """Human-readable lines for the CLI and logs."""
@@ -125,6 +128,7 @@ class ExportResult:
             f"{'int8' if self.quantized else 'float32 (debug only, will not run on the device)'})",
             f"manifest: {self.manifest_path}",
             f"streaming SavedModel: {self.streaming_dir}",
+            *([f"ESPHome YAML block: {self.esphome_yaml_path}"] if self.esphome_yaml_path else []),
             f"network: {self.parameters} parameters, {self.macs_per_step} MACs per step, input "
             f"{self.input_frames} frames, receptive field {self.receptive_field_frames} frames, "
             f"{self.ring_buffers} ring buffers",
@@ -163,13 +167,17 @@ def build_manifest(
     probability_cutoff: float,
     sliding_window_size: int,
 ) -> dict[str, Any]:
-    """The ESPHome v2 manifest as a dict, keys in the order ESPHome's documentation shows."""
+    """The ESPHome v2 manifest as a dict, keys in the order ESPHome's documentation shows.
+
+    `author` and `website` are optional in v2; an empty one is left out rather than written as "",
+    since ESPHome checks a website it is given as a URL.
+    """
     export = config.export
+    optional = {k: v for k, v in (("author", export.author), ("website", export.website)) if v.strip()}
     return {
         "type": MANIFEST_TYPE,
         "wake_word": export.wake_word,
-        "author": export.author,
-        "website": export.website,
+        **optional,
         "model": model_file_name,
         "trained_languages": list(export.trained_languages),
         "version": MANIFEST_VERSION,
@@ -626,7 +634,12 @@ def convert_model_saved(
                 )
             assert chunks is not None
             error_steps = _quantization_error(model_bytes, streaming, chunks, measured, stride)
-        _publish(staging, output, [tflite_name, manifest_name])
+        from mww.esphome import write_esphome_yaml
+
+        names = [tflite_name, manifest_name]
+        if quantize:  # the micro_wake_word: block to paste; a float debug model does not run on the device
+            names.append(write_esphome_yaml(staging / manifest_name, published_dir=output).name)
+        _publish(staging, output, names)
     except OSError as exc:
         raise ExportError(
             f"Writing the export to {output} failed ({exc.strerror or exc}). Check the free space and the "
@@ -649,6 +662,7 @@ def convert_model_saved(
         tensor_arena_size=arena,
         calibration=calibration,
         max_quantization_error_steps=error_steps,
+        esphome_yaml_path=output / names[2] if len(names) > 2 else None,
         verification=verification,
         manifest=manifest,
     )

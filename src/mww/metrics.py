@@ -40,11 +40,18 @@ from mww.detection import (
     false_activations_per_hour,
     first_detection_sweep,
     probabilities_to_uint8,
+    rearm_invocations,
 )
 
 # The cutoff grid of sweeps: 0.00, 0.01, ..., 1.00.
 DEFAULT_CUTOFFS = np.round(np.linspace(0.0, 1.0, 101), 2)
 DEFAULT_CUTOFFS.setflags(write=False)
+# Cutoffs 0.00 and 1.00 are degenerate on the device: at 0 the detector never re-arms after start-up
+# (no output is below it) and at 1 nothing can exceed it. Calibration chooses between them.
+CALIBRATION_CUTOFFS = np.round(np.arange(1, 100) / 100.0, 2)
+CALIBRATION_CUTOFFS.setflags(write=False)
+# The sliding windows calibration considers (ESPHome accepts any; official models use 5 to 10).
+OPERATING_POINT_WINDOWS = tuple(range(1, 11))
 # average_viable_recall integrates recall over FA/h from 0 to this many false activations per hour.
 VIABLE_FAH_LIMIT = 2.0
 # The measured ambient duration is at least what the streams cover (invocations x stride x 10 ms): the
@@ -360,6 +367,32 @@ def recommended_operating_point(
 
 
 # --------------------------------------------------------------------------- streams to curves
+
+
+def negative_lead_in(stride: int = STREAMING_STRIDE) -> int:
+    """Zero outputs put before each negative clip so the detector hears it armed (see below)."""
+    return rearm_invocations(stride=stride) + 1
+
+
+def false_activation_streams(
+    ambient: Sequence[np.ndarray],
+    negatives: Sequence[np.ndarray],
+    ambient_seconds: float,
+    stride: int = STREAMING_STRIDE,
+) -> tuple[list[np.ndarray], float]:
+    """The streams FA/h is counted on and their duration in hours.
+
+    Ambient recordings are device starts (start-up suppression applies) over their measured duration.
+    Each negative clip is one utterance heard by a detector that has been listening: a lead-in of
+    `negative_lead_in` zero outputs re-arms it, and the clip counts for the time its outputs cover.
+    Hard negatives are confusable on purpose and far rarer in a home than in a dataset, so they are
+    not part of FA/h (they get their own false detection rate).
+    """
+    lead = np.zeros(negative_lead_in(stride), dtype=np.uint8)
+    streams = [probabilities_to_uint8(a) for a in ambient]
+    streams += [np.concatenate([lead, probabilities_to_uint8(n)]) for n in negatives]
+    negative_s = sum(len(n) for n in negatives) * stride * WINDOW_STEP_MS / 1000.0
+    return streams, (float(ambient_seconds) + negative_s) / SECONDS_PER_HOUR
 
 
 def _streams(streams: Sequence[ArrayLike], what: str) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from mww.config_schema import MwwConfig
 from mww.feature_store import FeatureStore, FeatureStoreError
 from mww.featurize import FeaturizeResult, featurize_files, open_feature_store
-from mww.ingest import IngestError, IngestResult, ingest, summary_lines
+from mww.ingest import IngestError, IngestResult, ingest, load_namelist, summary_lines
 
 FEATURIZED_KINDS = ("positive", "negative", "hard_negative", "ambient")
 
@@ -29,11 +29,25 @@ class PreparedData:
     seconds: float
 
 
+def speaker_namelist(config: MwwConfig) -> dict[Path, str] | None:
+    """The speakers of `speaker_clustering.namelist` when clustering is enabled (files are not moved)."""
+    clustering = config.speaker_clustering
+    if not clustering.enabled:
+        return None
+    if clustering.namelist is None:
+        raise IngestError(
+            "speaker_clustering.enabled is true but speaker_clustering.namelist is not set. Run "
+            "mww-cluster-analyze (PyTorch environment) and set speaker_clustering.namelist to the "
+            "positive_namelist.json it writes, or set speaker_clustering.enabled to false."
+        )
+    return load_namelist(clustering.namelist, config.paths.positive_dir)
+
+
 def prepare_data(config: MwwConfig, progress: bool = True) -> PreparedData:
     """Ingest and split the dataset of `config`, then featurize every clip that needs it."""
     start = time.perf_counter()
     workers = config.performance.resolved_num_workers()
-    result = ingest(config, num_workers=workers, progress=progress)
+    result = ingest(config, namelist=speaker_namelist(config), num_workers=workers, progress=progress)
     store = open_feature_store(config.paths.processed_dir)
     paths = [c.path for c in result.clips if c.kind in FEATURIZED_KINDS]
     features = featurize_files(paths, store, num_workers=workers, progress=progress)

@@ -14,6 +14,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,11 +31,16 @@ from mww.checkpoints import (
     save_weights_atomic,
     write_checkpoint,
 )
-from mww.config_schema import MwwConfig
-from mww.constants import MEL_BINS, WINDOW_STEP_MS
-from mww.detection import detect, rearm_invocations
+from mww.config_schema import MwwConfig, TrainingConfig
+from mww.constants import MEL_BINS
+from mww.detection import detect
 from mww.export import CALIBRATION_FILE
-from mww.metrics import compute_all_metrics
+from mww.metrics import (
+    CALIBRATION_CUTOFFS,
+    OPERATING_POINT_WINDOWS,
+    compute_all_metrics,
+    false_activation_streams,
+)
 from mww.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
 from mww.model import build_model, count_parameters, training_input_frames
 from mww.sampler import Batch, Prefetcher, Source, WindowSampler, step_rng
@@ -43,10 +49,6 @@ from mww.specaugment import get_spec_augment, phase_mask_settings
 from mww.train_data import EvalData, TrainingData, build_training_data
 
 RESUME_DIR = "resume"
-OPERATING_POINT_WINDOWS = tuple(range(1, 11))
-# Cutoffs 0.00 and 1.00 are degenerate on the device: at 0 the detector never re-arms after
-# start-up (no output is below it) and at 1 nothing can exceed it. Calibration sweeps between them.
-CALIBRATION_CUTOFFS = np.round(np.arange(1, 100) / 100.0, 2)
 TABLE_KEYS = (
     ("accuracy", "accuracy"),
     ("precision", "precision"),
@@ -94,6 +96,59 @@ def progress_line(
         f"{format_duration(elapsed)} elapsed • "
         f"{format_duration(remaining)} remaining • loss={loss:.4f} acc={acc:.4f} lr={lr:.6f}"
     )
+
+
+def class_weights(training: TrainingConfig, phase: int) -> dict[str, float]:
+    """Class weight of every training source in one phase; mined windows take the hard-negative weight."""
+    return {
+        "positive": training.positive_class_weight[phase],
+        "negative": training.negative_class_weight[phase],
+        "hard_negative": training.hard_negative_class_weight[phase],
+        "mined": training.hard_negative_class_weight[phase],
+    }
+
+
+def compile_train_step(model: Any, optimizer: Any, batch_size: int, input_frames: int) -> Callable[..., Any]:
+    """One compiled step: Adam on the weighted binary cross-entropy; returns (loss, accuracy)."""
+    import keras
+    import tensorflow as tf
+
+    spec = [
+        tf.TensorSpec([batch_size, input_frames, MEL_BINS], tf.float32),
+        tf.TensorSpec([batch_size], tf.float32),
+        tf.TensorSpec([batch_size], tf.float32),
+    ]
+    bce = keras.losses.BinaryCrossentropy(reduction=None)
+
+    @tf.function(input_signature=spec)
+    def train_step(x: Any, y: Any, w: Any) -> Any:
+        with tf.GradientTape() as tape:
+            p = tf.cast(model(x, training=True), tf.float32)
+            losses = bce(y[:, None], p)
+            loss = tf.reduce_sum(w * losses) / tf.maximum(tf.reduce_sum(w), 1e-9)
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        acc = tf.reduce_mean(tf.cast(tf.equal(tf.cast(p[:, 0] > 0.5, tf.float32), y), tf.float32))
+        return loss, acc
+
+    return train_step
+
+
+def compile_predict(model: Any, input_frames: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's probabilities for float windows [B, T, 40], through one compiled forward pass."""
+    import tensorflow as tf
+
+    forward = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, input_frames, MEL_BINS], tf.float32)],
+    )
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return forward(x).numpy()
+
+    return predict
 
 
 def phase_of(step: int, steps: list[int]) -> int:
@@ -205,13 +260,10 @@ class Trainer:
         return tf
 
     def _weights_for(self, phase: int) -> np.ndarray:
-        t = self.config.training
-        by_kind = {
-            "positive": t.positive_class_weight[phase],
-            "negative": t.negative_class_weight[phase],
-            "hard_negative": t.hard_negative_class_weight[phase],
-            "mined": t.hard_negative_class_weight[phase],
-        }
+        return self.source_weights(class_weights(self.config.training, phase))
+
+    def source_weights(self, by_kind: Mapping[str, float]) -> np.ndarray:
+        """Class weight of each of the sampler's sources, from a weight per kind of source."""
         return np.array([by_kind[s.name] for s in self.sampler.sources], dtype=np.float32)
 
     def _sampler(self, data: TrainingData, mined: list[MinedWindow]) -> WindowSampler:
@@ -233,15 +285,25 @@ class Trainer:
     def _make_batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = self.config.training
         phase = phase_of(step, t.training_steps)
-        batch: Batch = self.sampler.sample(step_rng(t.seed, step))
+        return self.make_batch(step, phase, self._weights_for(phase), t.seed)
+
+    def make_batch(
+        self, step: int, phase: int, weights: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, labels and sample weights of one step: a pure function of (seed, step).
+
+        `weights` holds one class weight per sampler source (see `source_weights`); SpecAugment uses
+        the masks of `phase`. Needs `self.sampler` and `self.spec_augment` to be set.
+        """
+        batch: Batch = self.sampler.sample(step_rng(seed, step))
         features = self.spec_augment(
-            batch.features, **phase_mask_settings(t, phase), rng=step_rng(t.seed, step, 1)
+            batch.features, **phase_mask_settings(self.config.training, phase), rng=step_rng(seed, step, 1)
         )
         if not isinstance(features, np.ndarray):  # CuPy on a GPU
             from mww.specaugment import to_tensorflow
 
             features = to_tensorflow(features)
-        return features, batch.labels, self._weights_for(phase)[batch.source]
+        return features, batch.labels, weights[batch.source]
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, predict: Any, data: EvalData) -> dict[str, Any]:
@@ -250,19 +312,14 @@ class Trainer:
         scores = score_windows(predict, data.windows)
         positives = [score_stream(predict, f, self.input_frames, stride) for f in data.positive_streams]
         ambient = [score_stream(predict, f, self.input_frames, stride) for f in data.ambient_streams]
-        # Validation negatives count as streamed audio too: each is one utterance the detector hears
-        # armed (a lead-in of silent outputs re-arms it), over the time it covers. Hard negatives are
-        # confusable on purpose and far rarer in a home than their share here, so they stay out of
-        # FA/h and are reported as their own false detection rate.
-        lead_in = np.zeros(rearm_invocations(stride=stride) + 1, dtype=np.uint8)
         negatives = [score_stream(predict, f, self.input_frames, stride) for f in data.negative_streams]
-        negative_hours = sum(len(n) for n in negatives) * stride * WINDOW_STEP_MS / 1000.0 / 3600.0
+        fa_streams, fa_hours = false_activation_streams(ambient, negatives, data.ambient_seconds, stride)
         metrics = compute_all_metrics(
             data.labels,
             scores,
             positives,
-            ambient + [np.concatenate([lead_in, n]) for n in negatives],
-            ambient_duration_hours=data.ambient_hours + negative_hours,
+            fa_streams,
+            ambient_duration_hours=fa_hours,
             target_fah=self.config.training.target_minimization,
             cutoff=self.config.export.probability_cutoff,
             window=self.config.export.sliding_window_size,
@@ -274,7 +331,6 @@ class Trainer:
             # recording is not scored, which the consistency check would flag for short recordings.
             check_duration=False,
         )
-        metrics["ambient_duration_hours"] = data.ambient_hours + negative_hours
         cutoff, window = self.config.export.probability_cutoff, self.config.export.sliding_window_size
         hard = [score_stream(predict, f, self.input_frames, stride) for f in data.hard_negative_streams]
         fired = sum(bool(detect(h, cutoff, window, stride=stride, armed_at_start=True)) for h in hard)
@@ -368,34 +424,8 @@ class Trainer:
 
         self.sampler = self._sampler(data, mined)
         self.spec_augment = get_spec_augment(prefer_gpu=self.on_gpu)
-        b = t.batch_size
-        spec = [
-            tf.TensorSpec([b, self.input_frames, MEL_BINS], tf.float32),
-            tf.TensorSpec([b], tf.float32),
-            tf.TensorSpec([b], tf.float32),
-        ]
-        bce = keras.losses.BinaryCrossentropy(reduction=None)
-
-        @tf.function(input_signature=spec)
-        def train_step(x: Any, y: Any, w: Any) -> Any:
-            with tf.GradientTape() as tape:
-                p = tf.cast(model(x, training=True), tf.float32)
-                losses = bce(y[:, None], p)
-                loss = tf.reduce_sum(w * losses) / tf.maximum(tf.reduce_sum(w), 1e-9)
-                if model.losses:
-                    loss += tf.add_n(model.losses)
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            acc = tf.reduce_mean(tf.cast(tf.equal(tf.cast(p[:, 0] > 0.5, tf.float32), y), tf.float32))
-            return loss, acc
-
-        forward = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, self.input_frames, MEL_BINS], tf.float32)],
-        )
-
-        def predict(x: np.ndarray) -> np.ndarray:
-            return forward(x).numpy()
+        train_step = compile_train_step(model, optimizer, t.batch_size, self.input_frames)
+        predict = compile_predict(model, self.input_frames)
 
         writer = (
             tf.summary.create_file_writer(str(Path(cfg.performance.tensorboard_log_dir) / "tensorboard"))

@@ -46,6 +46,10 @@ class EvalData:
     ambient_streams: list[np.ndarray]  # float32 [frames, 40] per ambient recording (clean)
     ambient_paths: list[Path]
     ambient_seconds: float  # measured duration of the ambient audio
+    negative_paths: list[Path] = field(default_factory=list)
+    hard_negative_paths: list[Path] = field(default_factory=list)
+    positive_speakers: list[str] = field(default_factory=list)
+    ambient_durations: list[float] = field(default_factory=list)  # measured seconds per recording
 
     @property
     def ambient_hours(self) -> float:
@@ -112,8 +116,8 @@ def eval_data(
     workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
     placed, store = _placed(config, clips, workers, progress)
-    windows, labels, kinds, streams, positive_paths = [], [], [], [], []
-    negative_streams, hard_negative_streams = [], []
+    windows, labels, kinds, streams, positive_paths, speakers = [], [], [], [], [], []
+    negative_streams, hard_negative_streams, negative_paths, hard_negative_paths = [], [], [], []
     for clip in clips:
         variants = placed.variants.get(clip.path)
         if not variants:
@@ -127,10 +131,13 @@ def eval_data(
         if clip.kind == "positive":
             streams.append(features)
             positive_paths.append(clip.path)
+            speakers.append(clip.speaker or "unknown")
         elif clip.kind == "negative":
             negative_streams.append(features)
+            negative_paths.append(clip.path)
         else:
             hard_negative_streams.append(features)
+            hard_negative_paths.append(clip.path)
     ambient = _split(prepared, "ambient", split)
     ambient_streams = [
         uint16_to_float(np.asarray(prepared.store.get(prepared.features.keys[c.path]))) for c in ambient
@@ -148,6 +155,10 @@ def eval_data(
         ambient_streams=ambient_streams,
         ambient_paths=[c.path for c in ambient],
         ambient_seconds=float(sum(c.duration_s for c in ambient)),
+        negative_paths=negative_paths,
+        hard_negative_paths=hard_negative_paths,
+        positive_speakers=speakers,
+        ambient_durations=[float(c.duration_s) for c in ambient],
     )
 
 

@@ -8,15 +8,19 @@ import sys
 from mww.config import ConfigError, add_config_arguments, config_from_args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse flags, train, print where the best checkpoint is."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mww-train", description=__doc__)
     add_config_arguments(parser)
     parser.add_argument(
         "--resume", action="store_true", help="continue the interrupted run in checkpoint_dir"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars during data preparation")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, train, print where the best checkpoint is."""
+    args = _parser().parse_args(argv)
 
     from mww.feature_store import FeatureStoreError
     from mww.ingest import IngestError

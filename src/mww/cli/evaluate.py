@@ -1,0 +1,85 @@
+"""mww-evaluate: measure a checkpoint or an exported model on a split, the way the device runs it.
+
+Prints recall, false activations per hour on real audio durations, the recommended cutoff and
+window, breakdowns per speaker and source, and the worst cases. Exit status: 0 on success, 2 on bad
+input (the reason is printed as one paragraph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from mww.config import add_config_arguments
+
+    parser = argparse.ArgumentParser(prog="mww-evaluate", description=__doc__)
+    parser.add_argument("--checkpoint", default=None, help="Keras weights (.weights.h5) written by mww-train")
+    parser.add_argument("--tflite", default=None, help="an exported model (.tflite), run in TFLite Micro")
+    parser.add_argument(
+        "--manifest", default=None, help="the model's manifest (.json; default: cutoff/window from it)"
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (test)")
+    parser.add_argument(
+        "--analyze", action="store_true", help="also run the int8 model and report the quantization gap"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument(
+        "--output-dir", default=None, help="write calibration.json, det_curve.png, score_histogram.png here"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of mww-evaluate."""
+    args = _parser().parse_args(argv)
+    from mww.config import ConfigError, config_from_args
+    from mww.evaluate import EvaluateError, evaluate_model, format_report
+    from mww.export import ExportError
+    from mww.feature_store import FeatureStoreError
+    from mww.ingest import IngestError
+    from mww.model import ModelConfigError
+    from mww.runtime import ModelLoadError
+    from mww.train_data import TrainDataError
+
+    log = None if args.json else (lambda message: print(message, file=sys.stderr))
+    try:
+        config = config_from_args(args)
+        result = evaluate_model(
+            config,
+            checkpoint=args.checkpoint,
+            tflite=args.tflite,
+            manifest=args.manifest,
+            split=args.split,
+            analyze=args.analyze,
+            output_dir=args.output_dir,
+            progress=not args.json and sys.stderr.isatty(),
+            log=log,
+        )
+    except (
+        ConfigError,
+        EvaluateError,
+        ExportError,
+        FeatureStoreError,
+        IngestError,
+        ModelConfigError,
+        ModelLoadError,
+        TrainDataError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print("\n".join(format_report(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
