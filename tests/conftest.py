@@ -70,3 +70,26 @@ def build_dataset(root: Path, speakers: int = 10, per_speaker: int = 3, negative
     write(root / "rirs" / "r.wav", np.exp(-np.arange(800) / 100.0).astype(np.float32))
     for i in range(2):
         write(root / "ambient" / f"amb{i}.wav", tone(5.0, 150.0 + i))
+
+
+# --------------------------------------------------------------------------- measured figures in the log
+# Tests print what they measured (recall, FA/h, uint8 deviations, timings). pytest hides the output of
+# passing tests, so it is collected here and shown once at the end of the run, where a CI log keeps it.
+
+_PRINTED: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and report.capstdout.strip():
+        _PRINTED.append((report.nodeid, report.capstdout.strip()))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _PRINTED:
+        return
+    terminalreporter.section("figures printed by the tests")
+    for nodeid, text in _PRINTED:
+        terminalreporter.write_line(nodeid)
+        for line in text.splitlines():
+            if line.strip():
+                terminalreporter.write_line(f"    {line}")
