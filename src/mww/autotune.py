@@ -44,7 +44,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from mww.atomic import atomic_write_json, atomic_write_text
-from mww.checkpoints import config_hash, sidecar_path, write_checkpoint
+from mww.checkpoints import CALIBRATION_FILE, config_hash, sidecar_path, write_checkpoint
 from mww.config_schema import AutoTuningConfig, MwwConfig
 from mww.train_data import EvalData
 
@@ -682,8 +682,6 @@ class AutoTuner:
 
     def _write_best(self, session: _Session, point: Point, state: TuneState) -> None:
         """tuned_weights.weights.h5 + sidecar, then calibration.json (what mww-export reads)."""
-        from mww.export import CALIBRATION_FILE
-
         target = self.target
         calibration = {
             "probability_cutoff": point.cutoff,
@@ -816,8 +814,6 @@ class AutoTuner:
         lines = summary_lines(report)
         for line in lines:
             self._say(line)
-        from mww.export import CALIBRATION_FILE
-
         return TuneResult(
             checkpoint=self.output_dir / TUNED_NAME,
             calibration_path=self.output_dir / CALIBRATION_FILE,
@@ -876,8 +872,6 @@ class AutoTuner:
         interrupted: bool,
         confirmed: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        from mww.export import CALIBRATION_FILE
-
         assert state.start is not None and state.best is not None
         target, shipped = self.target, session.shipped
         start, best = state.start, state.best

@@ -22,6 +22,8 @@ from mww.config_schema import MwwConfig, TrainingConfig
 
 WEIGHTS_SUFFIX = ".weights.h5"
 BEST_NAME = "best_weights.weights.h5"
+# Cutoff and window chosen by training, evaluation or tuning, beside the weights; mww-export reads it.
+CALIBRATION_FILE = "calibration.json"
 SIDECAR_SUFFIX = ".json"
 TIE_BREAK_METRIC = "auc_roc"
 

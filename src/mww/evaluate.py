@@ -23,13 +23,14 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mww.atomic import atomic_write_bytes, atomic_write_json
+from mww.checkpoints import CALIBRATION_FILE
 from mww.config_schema import MwwConfig
 from mww.constants import OUTPUT_SCALE
 from mww.detection import cutoff_to_uint8, detect, first_detection_sweep
@@ -47,7 +48,6 @@ from mww.runtime import WakeWordModel, invocation_seconds, stream_outputs
 from mww.train_data import EvalData
 
 SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
-CALIBRATION_FILE = "calibration.json"
 LISTED = 10  # worst positives and loudest false activations listed
 EVENTS_LISTED = 1000  # detections on negative audio listed in full (--json), in file and time order
 OutputsFn = Callable[[np.ndarray], np.ndarray]  # float features [frames, 40] → uint8 outputs
@@ -251,22 +251,19 @@ def measure(
         windows=OPERATING_POINT_WINDOWS,
         **common,
     )
-    calibration = sweep_recall_fah(
-        out.positives,
-        fa_streams,
-        fa_hours,
-        cutoffs=CALIBRATION_CUTOFFS,
-        windows=OPERATING_POINT_WINDOWS,
-        **common,
-    )
-    at = sweep_recall_fah(
-        out.positives,
-        fa_streams,
-        fa_hours,
-        cutoffs=[settings.probability_cutoff],
-        windows=[settings.sliding_window_size],
-        **common,
-    )[0]
+    # Calibration chooses among the inner cutoffs of the same sweep (0 and 1 never detect on the device).
+    inner = np.isin(DEFAULT_CUTOFFS, CALIBRATION_CUTOFFS)
+    calibration = [
+        replace(
+            c,
+            cutoffs=c.cutoffs[inner],
+            cutoffs_u8=c.cutoffs_u8[inner],
+            recall=c.recall[inner],
+            fah=c.fah[inner],
+            ambient_events=c.ambient_events[inner],
+        )
+        for c in curves
+    ]
     chosen = recommended_operating_point(calibration, target_fah)
     cutoff, window = settings.probability_cutoff, settings.sliding_window_size
 
@@ -283,6 +280,7 @@ def measure(
         out.hard_negatives, data.hard_negative_paths, "hard_negative", settings, stride, first, True
     )
     false_events = ambient_events + negative_events
+    recall = sum(detected) / len(detected)
     ambient_rows = []
     for path, seconds, stream in zip(data.ambient_paths, data.ambient_durations, out.ambient, strict=True):
         n = sum(e["file"] == str(path) for e in ambient_events)
@@ -342,8 +340,8 @@ def measure(
             "probability_cutoff_u8": cutoff_to_uint8(cutoff),
             "sliding_window_size": window,
             "settings_from": settings.source,
-            "recall": float(at.recall[0]),
-            "false_rejection_rate": 1.0 - float(at.recall[0]),
+            "recall": recall,
+            "false_rejection_rate": 1.0 - recall,
             "false_activations": n_false,
             "fah": n_false / fa_hours if fa_hours > 0 else math.inf,
             "hard_negative_false_detection_rate": (sum(hard_fired) / len(hard_fired)) if hard_fired else 0.0,

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from mww.atomic import atomic_write_text
+from mww.checkpoints import CALIBRATION_FILE
 from mww.config_schema import MwwConfig
 from mww.constants import (
     FEATURE_MAX_FLOAT,
@@ -48,7 +49,7 @@ from mww.constants import (
     OUTPUT_SCALE,
     OUTPUT_ZERO_POINT,
 )
-from mww.features import quantize_features, uint16_to_float
+from mww.features import uint16_to_float
 from mww.model import (
     ModelConfigError,
     build_model,
@@ -58,6 +59,7 @@ from mww.model import (
     streaming_states,
     training_input_frames,
 )
+from mww.runtime import device_chunks, run_invocations
 from mww.verify import (
     VerifyError,
     declared_arena_size,
@@ -74,7 +76,6 @@ from mww.verify import (
 REPRESENTATIVE_MAX_CHUNKS = 20000
 REPRESENTATIVE_KINDS = ("positive", "hard_negative", "negative")
 CLIP_FRAMES_LIMIT = 500  # frames taken from one clip, so one long recording cannot fill the budget
-CALIBRATION_FILE = "calibration.json"
 STREAMING_DIR = "streaming"
 CHECKPOINT_SUFFIX = ".weights.h5"
 # Steps of the quantized model compared with the float streaming model after conversion.
@@ -486,19 +487,13 @@ def _convert(saved_dir: Path, chunks: Sequence[np.ndarray] | None, quantize: boo
 def tflm_stream(model_bytes: bytes, features: np.ndarray, arena_size: int, stride: int) -> np.ndarray:
     """Run an int8 model in TFLite Micro over float `features` (frames, 40) as the device does.
 
-    Each `stride`-frame chunk is quantized with the device's integer rule; returns the uint8 outputs.
+    Each `stride`-frame chunk is quantized with the device's integer rule; returns the uint8 outputs
+    as int64 (so differences between output streams do not wrap around).
     """
     from tflite_micro.python.tflite_micro import runtime
 
     interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
-    frames = (features.shape[0] // stride) * stride
-    quantized = quantize_features(np.asarray(features[:frames])).reshape(-1, 1, stride, MEL_BINS)
-    outputs = []
-    for chunk in quantized:
-        interpreter.set_input(chunk, 0)
-        interpreter.invoke()
-        outputs.append(int(np.asarray(interpreter.get_output(0)).reshape(-1)[0]))
-    return np.asarray(outputs, dtype=np.int64)
+    return run_invocations(interpreter, device_chunks(features, stride)).astype(np.int64)
 
 
 def probability_to_uint8(probability: np.ndarray) -> np.ndarray:

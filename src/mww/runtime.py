@@ -181,26 +181,25 @@ def load_wake_word_model(
     )
 
 
-def stream_outputs(model: WakeWordModel, features: np.ndarray) -> np.ndarray:
-    """uint8 outputs of one device start over float features (frames, 40), one per invocation."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    try:
-        interpreter = runtime.Interpreter.from_bytes(model.model_bytes, arena_size=model.tensor_arena_size)
-    except Exception as exc:  # the wrapper raises a bare RuntimeError on allocation failures
-        raise ModelLoadError(
-            f"{model.tflite_path} does not allocate in TFLite Micro with a {model.tensor_arena_size}-byte "
-            f"arena ({exc}). Raise micro.tensor_arena_size in the manifest, or export again."
-        ) from exc
-    stride = model.stride
+def device_chunks(features: np.ndarray, stride: int) -> np.ndarray:
+    """The int8 model inputs [n, 1, stride, 40] the device makes of float features (whole chunks only)."""
     frames = (features.shape[0] // stride) * stride
-    chunks = quantize_features(np.asarray(features[:frames])).reshape(-1, 1, stride, C.MEL_BINS)
+    return quantize_features(np.asarray(features[:frames])).reshape(-1, 1, stride, C.MEL_BINS)
+
+
+def run_invocations(interpreter: Any, chunks: np.ndarray) -> np.ndarray:
+    """Invoke a TFLite Micro interpreter once per int8 input chunk, in order; its uint8 outputs."""
     outputs = np.empty(len(chunks), dtype=np.uint8)
     for i, chunk in enumerate(chunks):
         interpreter.set_input(chunk, 0)
         interpreter.invoke()
         outputs[i] = int(np.asarray(interpreter.get_output(0)).reshape(-1)[0])
     return outputs
+
+
+def stream_outputs(model: WakeWordModel, features: np.ndarray) -> np.ndarray:
+    """uint8 outputs of one device start over float features (frames, 40), one per invocation."""
+    return run_invocations(open_interpreter(model), device_chunks(features, model.stride))
 
 
 DEVICE_AUDIO = f"{C.SAMPLE_RATE_HZ} Hz mono 16-bit PCM"
@@ -366,10 +365,8 @@ class DeviceStream:
             if len(self._rows) == self.model.stride:
                 values = np.clip(np.stack(self._rows), 0, C.FEATURE_UINT16_MAX).astype(np.uint16)
                 self._rows.clear()
-                chunk = quantize_uint16(values).reshape(1, self.model.stride, C.MEL_BINS)
-                self._interpreter.set_input(chunk, 0)
-                self._interpreter.invoke()
-                outputs.append(int(np.asarray(self._interpreter.get_output(0)).reshape(-1)[0]))
+                chunk = quantize_uint16(values).reshape(1, 1, self.model.stride, C.MEL_BINS)
+                outputs.extend(run_invocations(self._interpreter, chunk).tolist())
                 self.invocations += 1
         self._pending = buffer[offset:]
         return np.asarray(outputs, dtype=np.uint8)

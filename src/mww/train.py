@@ -25,6 +25,7 @@ import numpy as np
 from mww.atomic import atomic_write_bytes, atomic_write_json
 from mww.checkpoints import (
     BEST_NAME,
+    CALIBRATION_FILE,
     Candidate,
     config_hash,
     is_better,
@@ -34,7 +35,6 @@ from mww.checkpoints import (
 from mww.config_schema import MwwConfig, TrainingConfig
 from mww.constants import MEL_BINS
 from mww.detection import detect
-from mww.export import CALIBRATION_FILE
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     OPERATING_POINT_WINDOWS,

@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from mww.cli import export_command
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -99,14 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         print(f"interrupted: the best result so far is in {result.checkpoint}")
         return 130
-    print(
-        f"next: mww-export --checkpoint {result.checkpoint} "
-        + " ".join(
-            f"{flag} {value}"
-            for flag, value in (("--config", args.config), ("--override", args.override))
-            if value
-        )
-    )
+    print(f"next: {export_command(result.checkpoint, args)}")
     return 0
 
 

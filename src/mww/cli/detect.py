@@ -20,24 +20,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from mww import constants as C
+from mww.cli import Parser, UsageError
 
 if TYPE_CHECKING:
     from mww.live import Detection, FileDetections, MicrophoneSession
     from mww.runtime import WakeWordModel
 
 PROG = "mww-detect"
-
-
-class _UsageError(Exception):
-    """An argparse or flag error, turned into exit status 2 without a traceback."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def _cutoff(text: str) -> float:
@@ -71,7 +63,7 @@ def _seconds(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "inputs",
         nargs="*",
@@ -130,16 +122,16 @@ def _split_inputs(args: argparse.Namespace) -> tuple[Path, list[str]]:
     if args.tflite is not None:
         manifests = [p for p in inputs if p.lower().endswith(".json")]
         if manifests:
-            raise _UsageError(
+            raise UsageError(
                 f"--tflite runs a model without a manifest, but {manifests[0]} looks like a manifest. Pass "
                 "either the manifest (MODEL.json) or --tflite with --cutoff and --window"
             )
         return Path(args.tflite), inputs
     if not inputs:
-        raise _UsageError("give the model's manifest (MODEL.json, written by mww-export) or --tflite PATH")
+        raise UsageError("give the model's manifest (MODEL.json, written by mww-export) or --tflite PATH")
     model, audio = inputs[0], inputs[1:]
     if not model.lower().endswith((".json", ".tflite")):
-        raise _UsageError(
+        raise UsageError(
             f"the first argument must be the model's manifest (a .json written by mww-export), got {model}; "
             "or pass the model with --tflite PATH"
         )
@@ -287,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of mww-detect; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
-    except _UsageError as exc:
+    except UsageError as exc:
         return _fail(f"{exc}. Run '{PROG} --help' for the options.")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
@@ -297,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model_path, audio = _split_inputs(args)
         if args.mic and audio:
-            raise _UsageError("pass audio files or --mic, not both")
+            raise UsageError("pass audio files or --mic, not both")
         if not args.mic and not audio:
-            raise _UsageError("give one or more audio files after the model, or --mic to listen live")
+            raise UsageError("give one or more audio files after the model, or --mic to listen live")
         if not args.mic and (args.device is not None or args.duration is not None):
-            raise _UsageError("--device and --duration only apply with --mic")
-    except _UsageError as exc:
+            raise UsageError("--device and --duration only apply with --mic")
+    except UsageError as exc:
         return _fail(f"{exc}. Run '{PROG} --help' for the options.")
     try:
         model = _load(args, model_path)

@@ -9,25 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from mww.cli import Parser, UsageError
 from mww.generate import SIZES, SUBFOLDERS, GenerationError, generate_dataset
 from mww.tts import TTSUnavailableError
 
 PROG = "mww-generate"
 
 
-class _UsageError(Exception):
-    """An argparse error, turned into exit status 2 without a traceback."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="./dataset", help="dataset folder (default: ./dataset)")
     parser.add_argument(
         "--wake-word", default="hey computer", help='the wake phrase (default: "hey computer")'
@@ -48,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the flags, generate the dataset, print where it is and what to run next."""
     try:
         args = _parser().parse_args(argv)
-    except _UsageError as exc:
+    except UsageError as exc:
         return _fail(f"{exc}. Run '{PROG} --help' for the options.")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

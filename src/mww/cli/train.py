@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mww.cli import export_command
 from mww.config import ConfigError, add_config_arguments, config_from_args
 
 
@@ -41,14 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"best checkpoint: {result.best_checkpoint} (step {result.best_step})")
     print(f"log: {result.log_path}")
-    print(
-        f"next: mww-export --checkpoint {result.best_checkpoint} "
-        + " ".join(
-            f"{flag} {value}"
-            for flag, value in (("--config", args.config), ("--override", args.override))
-            if value
-        )
-    )
+    print(f"next: {export_command(result.best_checkpoint, args)}")
     return 0
 
 
