@@ -574,13 +574,13 @@ def test_autotune_improves_an_under_trained_checkpoint_on_the_test_split(wake, t
 # --------------------------------------------------------------------------- the generated (espeak) demo
 
 DEMO_COUNTS = {
-    "positives": 100,
-    "negatives": 120,
-    "hard_negatives": 30,
+    "positives": 240,
+    "negatives": 240,
+    "hard_negatives": 60,
     "background": 2,
     "rirs": 1,
-    "ambient_seconds": 320.0,  # two recordings: one for validation, one for test
-    "speakers": 10,
+    "ambient_seconds": 640.0,  # three recordings: two for validation, one for test
+    "speakers": 40,  # eight held out (whole voice variants) for the test split
 }
 
 
@@ -593,7 +593,8 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("autotune_demo")
     generate_dataset(root / "dataset", "hey computer", seed=3, progress=False, counts=DEMO_COUNTS, workers=1)
     override = yaml.safe_load((root / "dataset" / "demo_override.yaml").read_text())
-    override["data"] = {"validation_fraction": 0.2, "test_fraction": 0.2}  # two voices each
+    # The test split is the generator's held-out voices only; a fifth of the others validate.
+    override["data"].update({"validation_fraction": 0.2, "test_fraction": 0.0})
     override = deep_merge(
         override,
         {
@@ -634,9 +635,13 @@ def demo(tmp_path_factory):
 def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
     """The whole path on espeak voices: mining, weights, the report, then mww-export takes the tuned settings.
 
-    On ten voices the held-out numbers of so small a model move by chance (the validation voices are
-    not the test voices), so they are printed here; the improvement itself is asserted on the tone
-    dataset above. What autotune guarantees is asserted: the tuned result is not worse than the start
+    The test split holds the generator's held-out voices (variants never heard in training), but on
+    so small a model and dataset the held-out effect of tuning depends on the seed: measured from a
+    40-step start over six dataset seeds (otherwise these settings), held-out recall rose at no extra
+    false activation for three (0 -> 0.40, 0.04, 0.50), stayed at the start for two, and rose with
+    one extra test false activation for one; from this fixture's 30-step start it stays at the
+    start. The held-out improvement is asserted on the tone dataset
+    above; here what autotune guarantees is asserted: the tuned result is not worse than the start
     on the split it was tuned on beyond the configured tolerances.
     """
     root, override, checkpoint = demo
@@ -652,7 +657,11 @@ def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
     assert (
         tuned["fah"] <= start["fah"] + FAH_TOLERANCE and tuned["recall"] >= start["recall"] - RECALL_TOLERANCE
     )
-    assert any(row["mined"] for row in report["history"]) or all(r["fah"] <= 0.3 for r in report["history"])
+    for row in report["history"][:-1]:  # each evaluation but the last led to an action
+        if row["fah"] > 0.3:
+            assert "mine hard negatives" in row["action"] or "positive weight" in row["action"], row
+        elif row["recall"] < 0.92:
+            assert "positive weight" in row["action"] or "cutoff" in row["action"], row
 
     from mww.cli.export import main as export_main
 

@@ -13,8 +13,9 @@ byte for byte, whatever the number of worker processes. Layout under the output 
     README.txt, generation.json     what was generated
     demo_override.yaml              trainer override: absolute dataset paths, held-out speakers
 
-A speaker is an espeak accent+variant ("en-us+f3", folder "en-us_f3"); about 20 % of the speakers
-are held out and listed under `data.test_speakers`, so the trainer keeps them for the test split.
+A speaker is an espeak accent+variant ("en-us+f3", folder "en-us_f3"). About 20 % of the speakers
+are held out, a whole variant at a time (a held-out timbre is never heard in training, in any
+accent), and listed under `data.test_speakers`, so the trainer keeps them for the test split.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ class GenerationCounts:
 
 
 SIZES: dict[str, GenerationCounts] = {
-    "small": GenerationCounts(400, 1000, 200, 20, 20, 600.0, 50),
-    "medium": GenerationCounts(2000, 5000, 1000, 50, 50, 3600.0, 100),
+    "small": GenerationCounts(4000, 4000, 1000, 20, 20, 3600.0, 400),
+    "medium": GenerationCounts(8000, 10000, 2000, 50, 50, 7200.0, 800),
 }
 
 
@@ -689,6 +690,23 @@ def _choose_speakers(rng: np.random.Generator, voices: Sequence[str], count: int
     return chosen[:count]
 
 
+def held_out_voices(chosen: Sequence[str], fraction: float) -> list[str]:
+    """The voices kept out of training: every accent of the variants picked last, about `fraction`.
+
+    A variant ("+f3") sets the voice's timbre and an accent only its pronunciation, so a held-out
+    variant is held out in every accent: the test split then measures voices the model never heard.
+    """
+    variant_of = {voice: voice.partition("+")[2] for voice in chosen}
+    order = list(dict.fromkeys(variant_of[v] for v in chosen))  # variants in the order first chosen
+    wanted = max(1, round(len(chosen) * fraction))
+    held: set[str] = set()
+    for variant in reversed(order[1:]):  # the first variant always stays for training
+        if sum(variant_of[v] in held for v in chosen) >= wanted:
+            break
+        held.add(variant)
+    return [v for v in chosen if variant_of[v] in held]
+
+
 def _spread(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
@@ -732,7 +750,7 @@ def _plan(wake_word: str, counts: GenerationCounts, seed: int) -> _Plan:
     chosen = _choose_speakers(rng, voices, counts.speakers)
     folders = [speaker_id(v) for v in chosen]
     speakers = dict(zip(folders, chosen, strict=True))
-    held_out = sorted(folders[-max(1, round(counts.speakers * HELD_OUT_FRACTION)) :])
+    held_out = sorted(speaker_id(v) for v in held_out_voices(chosen, HELD_OUT_FRACTION))
     texts = negative_texts(rng, max(counts.negatives, TEXT_POOL_SIZE), wake_word)
     pool = tuple(texts[:TEXT_POOL_SIZE])
     hard = _audibly_distinct(confusable_phrases(wake_word, HARD_NEGATIVE_PHRASES * 2), wake_word)
