@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from multiprocessing import get_context
@@ -697,11 +698,11 @@ def held_out_voices(chosen: Sequence[str], fraction: float) -> list[str]:
     variant is held out in every accent: the test split then measures voices the model never heard.
     """
     variant_of = {voice: voice.partition("+")[2] for voice in chosen}
-    order = list(dict.fromkeys(variant_of[v] for v in chosen))  # variants in the order first chosen
+    voices_of = Counter(variant_of.values())  # insertion order: variants in the order first chosen
     wanted = max(1, round(len(chosen) * fraction))
     held: set[str] = set()
-    for variant in reversed(order[1:]):  # the first variant always stays for training
-        if sum(variant_of[v] in held for v in chosen) >= wanted:
+    for variant in reversed(list(voices_of)[1:]):  # the first variant always stays for training
+        if sum(voices_of[h] for h in held) >= wanted:
             break
         held.add(variant)
     return [v for v in chosen if variant_of[v] in held]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T", int, float)
 
 
 class UsageError(Exception):
@@ -16,6 +19,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def checked(
+    convert: Callable[[str], T], what: str, ok: Callable[[T], bool], problem: str
+) -> Callable[[str], T]:
+    """An argparse `type` for a number: `convert(text)`, refused with "'text' is not `what`" when that
+    fails and with `problem` (a format string of `text` and `value`) when `ok(value)` is false."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(problem.format(text=text, value=value))
+        return value
+
+    return parse
 
 
 def export_command(checkpoint: str | Path, args: argparse.Namespace) -> str:

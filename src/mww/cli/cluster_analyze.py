@@ -20,27 +20,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from mww.cli import checked
 from mww.config import ConfigError, add_config_arguments, config_from_args
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _similarity(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not -1.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a cosine similarity is between -1 and 1, not {value}")
-    return value
+_positive_int = checked(int, "a whole number", lambda v: v >= 1, "must be at least 1, not {value}")
+_similarity = checked(
+    float, "a number", lambda v: -1.0 <= v <= 1.0, "a cosine similarity is between -1 and 1, not {value}"
+)
 
 
 def _parser() -> argparse.ArgumentParser:

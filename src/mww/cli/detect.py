@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mww import constants as C
-from mww.cli import Parser, UsageError
+from mww.cli import Parser, UsageError, checked
 
 if TYPE_CHECKING:
     from mww.live import Detection, FileDetections, MicrophoneSession
@@ -32,34 +32,11 @@ if TYPE_CHECKING:
 PROG = "mww-detect"
 
 
-def _cutoff(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (e.g. 0.97)")
-    return value
-
-
-def _window(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is below 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
+_cutoff = checked(float, "a number", lambda v: 0.0 <= v <= 1.0, "{text} is not between 0 and 1 (e.g. 0.97)")
+_window = checked(int, "a whole number", lambda v: v >= 1, "{text} is below 1")
+_seconds = checked(
+    float, "a number of seconds", lambda v: v > 0, "{text} is not a positive number of seconds"
+)
 
 
 def _parser() -> argparse.ArgumentParser:

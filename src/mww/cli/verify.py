@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from mww.cli import checked
 from mww.verify import DEFAULT_INVOKE_STEPS, TensorInfo, VerificationResult, VerifyError, verify_model
 
 PASS_MARK = "✓"
@@ -20,14 +21,9 @@ FAIL_MARK = "✗"
 _ASCII_MARKS = ("+", "x")  # where stdout cannot encode the check marks (e.g. a cp1252 console)
 
 
-def _steps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError("needs at least 2 steps to see state carry between invocations")
-    return value
+_steps = checked(
+    int, "an integer", lambda v: v >= 2, "needs at least 2 steps to see state carry between invocations"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
