@@ -136,6 +136,51 @@ def test_a_result_that_drifted_beyond_the_tolerances_goes_back_to_the_best():
     assert stop.stop and not stop.revert
 
 
+def test_a_burst_that_helped_is_repeated_with_the_same_class_weights():
+    start = Point(0.0, 0.2, 0.9, 5, 0)
+    st = state(pw=2.0, hw=60.0, start=start, best=start, front=(start,), iteration=1)
+    better = run_decide(st, Point(0.0, 0.4, 0.8, 5, 1))  # recall still below target
+    assert better.improved and better.action == "train" and not better.mine and "train on" in better.detail
+    assert (better.state.positive_weight, better.state.hard_negative_weight) == (2.0, 60.0)
+    assert better.state.best_class_weights == (2.0, 60.0)
+    loud = Point(9.0, 0.8, 0.9, 5, 0)
+    st = state(pw=2.0, hw=60.0, start=loud, best=loud, front=(loud,), iteration=1)
+    quieter = run_decide(st, Point(3.0, 0.8, 0.9, 5, 1))  # FA/h still above target: mine on
+    assert quieter.improved and quieter.action == "mine" and quieter.mine
+    assert quieter.state.hard_negative_weight == 60.0
+    # Not better (but within the tolerances): progress stalled, so a weight changes.
+    stalled = run_decide(st, Point(9.0, 0.8, 0.9, 5, 1))
+    assert not stalled.improved and stalled.action == "raise_hard_negative"
+    assert stalled.state.hard_negative_weight == 90.0
+
+
+@covers("drift_learning_rate_factor")
+def test_a_drift_goes_back_to_the_class_weights_of_the_best_at_a_lower_learning_rate():
+    start = Point(0.0, 0.2, 0.9, 5, 0)
+    best = Point(0.0, 0.4, 0.9, 5, 1)
+    st = state(
+        pw=8.0, hw=40.0, start=start, best=best, front=(best,), iteration=2, best_class_weights=(2.0, 40.0)
+    )
+    fires = Point(300.0, 0.6, 0.99, 9, 2)  # the raised positive weight made it fire everywhere
+    for factor in (0.5, 0.25):
+        drifted = run_decide(st, fires, tuning(drift_learning_rate_factor=factor))
+        assert drifted.revert and drifted.action == "raise_hard_negative" and drifted.mine
+        assert drifted.state.positive_weight == 2.0 and drifted.state.hard_negative_weight == 60.0
+        assert drifted.state.learning_rate_scale == factor and f"learning rate x{factor:g}" in drifted.detail
+        again = run_decide(
+            replace(drifted.state, stale=0),
+            Point(200.0, 0.6, 0.99, 9, 3),
+            tuning(drift_learning_rate_factor=factor),
+        )
+        assert again.revert and again.state.learning_rate_scale == factor * factor
+        # the next better result keeps the lowered rate
+        kept = run_decide(
+            drifted.state, Point(0.0, 0.5, 0.9, 5, 3), tuning(drift_learning_rate_factor=factor)
+        )
+        assert kept.improved and kept.state.learning_rate_scale == factor
+    assert run_decide(st, fires, tuning(drift_learning_rate_factor=1.0)).state.learning_rate_scale == 1.0
+
+
 def test_impossible_targets_end_with_the_best_trade_off():
     """recall 1.0 at 0 FA/h that no point reaches: the loop ends by patience, the best is kept."""
     target = TuneTarget(0.0, 1.0)
@@ -379,8 +424,12 @@ def test_burst_runs_burst_steps_steps_with_batches_of_the_seed(wake, tmp_path):
 @covers("burst_learning_rate")
 def test_burst_learning_rate_is_the_optimizers(wake, tmp_path):
     for rate in (0.002, 0.0003):
-        _, session = open_session(tone_config(wake, burst_learning_rate=rate), wake[2], tmp_path)
+        tuner, session = open_session(
+            tone_config(wake, burst_learning_rate=rate, burst_steps=1), wake[2], tmp_path
+        )
         assert float(np.asarray(session.optimizer.learning_rate)) == pytest.approx(rate)
+        tuner._burst(session, TuneState(1.0, 4.0, learning_rate_scale=0.25))  # after a drift
+        assert float(np.asarray(session.optimizer.learning_rate)) == pytest.approx(rate * 0.25)
 
 
 @covers("mining_fp_threshold", "mining_max_samples")
@@ -559,16 +608,28 @@ def test_autotune_improves_an_under_trained_checkpoint_on_the_test_split(wake, t
     report = json.loads((out / REPORT_NAME).read_text())
     print(printed)
     print("\nautotune on an under-trained tone checkpoint, " + _before_after(report))
-    start, tuned = report["start"], report["tuned"]
-    assert not (start["validation"]["fah"] <= 0.3 and start["validation"]["recall"] >= 0.92)  # misses them
+    _assert_better_on_the_test_split(report)
+
+
+def _assert_better_on_the_test_split(report: dict) -> None:
+    """The issue's criterion: from a start that misses the targets, a better held-out (TEST split) FA/h
+    or recall, the other not worse beyond the configured tolerances; nor is the start better at the
+    cutoff and window its training chose."""
+    start, tuned, target = report["start"], report["tuned"], report["targets"]
+    assert not (
+        start["validation"]["fah"] <= target["fah"] and start["validation"]["recall"] >= target["recall"]
+    )
     before, after = start["test"], tuned["test"]
     assert after["fah"] < before["fah"] or after["recall"] > before["recall"], "no better held-out figure"
     assert after["fah"] <= before["fah"] + FAH_TOLERANCE, "held-out FA/h got worse beyond the tolerance"
     assert after["recall"] >= before["recall"] - RECALL_TOLERANCE, (
         "held-out recall got worse beyond the tolerance"
     )
-    calibrated = start["as_calibrated"]["test"]  # nor is the start better at the cutoff training chose
-    assert after["fah"] <= calibrated["fah"] + FAH_TOLERANCE and after["recall"] >= calibrated["recall"]
+    calibrated = start["as_calibrated"]["test"]
+    assert after["fah"] <= calibrated["fah"] + FAH_TOLERANCE, "worse FA/h than the start as calibrated"
+    assert after["recall"] >= calibrated["recall"] - RECALL_TOLERANCE, (
+        "worse recall than the start as calibrated"
+    )
 
 
 # --------------------------------------------------------------------------- the generated (espeak) demo
@@ -636,13 +697,15 @@ def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
     """The whole path on espeak voices: mining, weights, the report, then mww-export takes the tuned settings.
 
     The test split holds the generator's held-out voices (variants never heard in training), but on
-    so small a model and dataset the held-out effect of tuning depends on the seed: measured from a
-    40-step start over six dataset seeds (otherwise these settings), held-out recall rose at no extra
-    false activation for three (0 -> 0.40, 0.04, 0.50), stayed at the start for two, and rose with
-    one extra test false activation for one; from this fixture's 30-step start it stays at the
-    start. The held-out improvement is asserted on the tone dataset
-    above; here what autotune guarantees is asserted: the tuned result is not worse than the start
-    on the split it was tuned on beyond the configured tolerances.
+    so small a model and dataset the held-out effect of tuning depends on the seed, so what autotune
+    guarantees is asserted here: the tuned result is not worse than the start on the split it was
+    tuned on beyond the configured tolerances; the held-out improvement is asserted on the tone
+    dataset above. Measured (not asserted) with these tuner settings but 300-step bursts, 720
+    positives / 720 negatives / 180 hard negatives and a start from 750 training steps, seeds 0-3:
+    held-out recall rose at fewer test false activations for seed 1 (0.146 at 6 -> 0.375 at 2),
+    rose with three extra test false activations for seed 0 (0.597 -> 0.646), and the start had no
+    signal at zero false activations for seeds 2 and 3 (nothing better found, start kept). From this
+    fixture's 30-step start it stays at the start.
     """
     root, override, checkpoint = demo
     out = root / "tuning"
@@ -661,7 +724,7 @@ def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
         if row["fah"] > 0.3:
             assert "mine hard negatives" in row["action"] or "positive weight" in row["action"], row
         elif row["recall"] < 0.92:
-            assert "positive weight" in row["action"] or "cutoff" in row["action"], row
+            assert any(what in row["action"] for what in ("positive weight", "cutoff", "train on")), row
 
     from mww.cli.export import main as export_main
 

@@ -9,6 +9,8 @@ sweeps the probability cutoff and the sliding window jointly (within the auto_tu
 keeps one operating point; `decide` then picks the next step:
 
 * both targets met: stop;
+* the last burst made the model better: train on with the same class weights (and mine fresh hard
+  negatives while FA/h is above target); a class weight changes only when progress stalls;
 * FA/h above target: mine fresh hard negatives from the training negatives (`mww.mining`) and raise
   the hard-negative class weight, or raise the positive weight instead when recall has fallen
   beyond `recall_tolerance` below the start;
@@ -18,8 +20,10 @@ keeps one operating point; `decide` then picks the next step:
 
 "Better" ranks as checkpoint selection does: within the FA/h target, more recall; above it, less
 FA/h. A result replaces the best only when it is not worse than the starting checkpoint nor the best
-so far beyond the tolerances (or meets both targets); a result worse than those has drifted, and the
-next burst starts again from the best weights (and optimizer state) with the new class weights. The
+so far beyond the tolerances (or meets both targets); a result worse than those has drifted (a
+raised weight that made the model fire everywhere, say), and the next burst starts again from the
+best weights (and optimizer state) with the class weights that led to them, changed by the decision,
+at `drift_learning_rate_factor` times the learning rate of the burst that drifted. The
 Pareto front of (FA/h, recall) is kept and reported. The best result is confirmed on the TEST split,
 which no decision saw, and reported beside the validation numbers it was chosen on.
 
@@ -60,6 +64,7 @@ CSV_COLUMNS = (
     "sliding_window_size",
     "positive_weight",
     "hard_negative_weight",
+    "learning_rate",
     "mined",
     "new_best",
     "action",
@@ -271,6 +276,8 @@ class TuneState:
     best: Point | None = None
     front: tuple[Point, ...] = ()
     stale: int = 0  # evaluations since the best last improved
+    learning_rate_scale: float = 1.0  # the next burst runs at burst_learning_rate times this
+    best_class_weights: tuple[float, float] | None = None  # (positive, hard negative) that led to the best
 
 
 @dataclass(frozen=True)
@@ -312,8 +319,11 @@ def decide(
     """Pure: the state after measuring `point` at `state.iteration`, and the next action.
 
     A point is the new best when it is not worse than the start nor the best beyond the tolerances
-    and scores higher than the best. A point worse than those beyond the tolerances has drifted: the
-    next burst starts again from the best weights (with the new class weights).
+    and scores higher than the best. After a burst that made the model better, the next burst keeps
+    its class weights (mining on while FA/h is above target): a weight changes only when progress
+    stalls. A point worse than those beyond the tolerances has drifted: the next burst starts again
+    from the best weights and the class weights that led to them (then changed as below), at
+    `drift_learning_rate_factor` times the learning rate.
     """
     start = state.start or point
     references = (start,) if state.best is None else (start, state.best)
@@ -322,6 +332,11 @@ def decide(
     revert = not improved and not fits
     best = point if improved else state.best
     assert best is not None
+    pw, hw = state.positive_weight, state.hard_negative_weight
+    scale = state.learning_rate_scale
+    if revert:
+        pw, hw = state.best_class_weights or (pw, hw)
+        scale *= tuning.drift_learning_rate_factor
     after = replace(
         state,
         iteration=state.iteration + 1,
@@ -329,11 +344,20 @@ def decide(
         best=best,
         front=pareto_front((*state.front, point)),
         stale=0 if improved else state.stale + 1,
+        positive_weight=pw,
+        hard_negative_weight=hw,
+        learning_rate_scale=scale,
+        best_class_weights=(state.positive_weight, state.hard_negative_weight)
+        if improved
+        else state.best_class_weights,
     )
 
     def decision(action: str, detail: str, mine: bool = False, **weights: float) -> Decision:
         if action != "stop" and revert:
-            detail += "; back to the best weights"
+            detail += (
+                f"; back to the best weights (class weights positive {pw:.4g}, hard negative {hw:.4g}), "
+                f"learning rate x{scale:.4g}"
+            )
         return Decision(
             replace(after, **weights), action, detail, improved, mine, revert and action != "stop"
         )
@@ -345,9 +369,13 @@ def decide(
     if after.stale >= patience:
         return decision("stop", f"stop: no better result in {patience} iteration(s) (--patience)")
 
-    pw, hw = state.positive_weight, state.hard_negative_weight
     mine = tuning.mining_max_samples > 0
     mining = "mine hard negatives, " if mine else ""
+    if improved and state.best is not None:  # the last burst helped: the same again
+        if point.fah > target.fah:
+            detail = f"better, FA/h above target: {mining}same class weights, train on"
+            return decision("mine" if mine else "train", detail, mine)
+        return decision("train", "better, recall below target: same class weights, train on")
     if point.fah > target.fah:
         recall_fell = point.recall < start.recall - tuning.recall_tolerance
         if recall_fell and pw < tuning.max_positive_weight:
@@ -526,8 +554,9 @@ class AutoTuner:
             "  " + _split_line("test (confirmation only)", test),
             f"targets     FA/h <= {target.fah:g} and recall >= {target.recall:g} on the validation split",
             f"plan        up to {self.max_iterations} iterations of {tuning.burst_steps} fine-tuning steps "
-            f"at learning rate {tuning.burst_learning_rate:g} (batch {cfg.training.batch_size}); stop at the "
-            f"targets or after {self.patience} iteration(s) without a better result",
+            f"at learning rate {tuning.burst_learning_rate:g} (batch {cfg.training.batch_size}; x"
+            f"{tuning.drift_learning_rate_factor:g} after each burst that drifted); stop at the targets or "
+            f"after {self.patience} iteration(s) without a better result",
             f"  class weights: positive {state.positive_weight:g} (x{tuning.positive_weight_step:g} up to "
             f"{tuning.max_positive_weight:g}), hard negative {state.hard_negative_weight:g} "
             f"(x{tuning.hard_negative_weight_step:g} up to {tuning.max_hard_negative_weight:g}), negative "
@@ -660,6 +689,8 @@ class AutoTuner:
             }
         )
         phase = cfg.training.num_phases - 1
+        # Set for every burst: going back to the best optimizer state also restores its learning rate.
+        session.optimizer.learning_rate.assign(tuning.burst_learning_rate * state.learning_rate_scale)
         first = session.step
         prefetch = Prefetcher(
             lambda step: trainer.make_batch(step, phase, weights, tuning.seed),
@@ -772,6 +803,7 @@ class AutoTuner:
                     "sliding_window_size": point.window,
                     "positive_weight": used.positive_weight,
                     "hard_negative_weight": used.hard_negative_weight,
+                    "learning_rate": tuning.burst_learning_rate * used.learning_rate_scale,
                     "mined": mined,
                     "new_best": decision.improved,
                     "action": decision.detail + (f" ({mined} new windows)" if decision.mine else ""),

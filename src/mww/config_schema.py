@@ -350,10 +350,13 @@ class AutoTuningConfig:
     cap). The cutoff and window of every evaluation are searched within the ranges below (the evaluation
     sweeps windows 1 to 10). A result is "not worse" than the starting checkpoint when its recall is at
     most `recall_tolerance` lower and its FA/h at most `fah_tolerance` higher (or it meets both targets).
+    A burst whose result is worse than the best beyond the tolerances (it drifted) is undone, and later
+    bursts run at `drift_learning_rate_factor` times its learning rate.
     """
 
     burst_steps: int = setting(500, min=1)  # fine-tuning steps between two evaluations
     burst_learning_rate: float = setting(0.0001, gt=0)
+    drift_learning_rate_factor: float = setting(0.5, gt=0, max=1)  # on the learning rate after a drift
     positive_weight_step: float = setting(1.25, gt=1)  # factor on the positive class weight
     max_positive_weight: float = setting(8.0, gt=0)
     hard_negative_weight_step: float = setting(1.5, gt=1)  # factor on the (mined) hard-negative weight
