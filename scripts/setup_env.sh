@@ -34,6 +34,22 @@ make_venv() {  # make_venv DIR
   fi
 }
 
+drop_torchaudio_ops() {  # drop_torchaudio_ops DIR
+  # torchaudio's wheels on the index are linked against CUDA builds of torch, so the CPU torch
+  # cannot load its compiled ops and `import torchaudio` (which speechbrain does) fails. None of
+  # them is used here (audio is read with soundfile, features are computed in torch), and without
+  # the libraries torchaudio imports as pure Python.
+  "$1/bin/python" - <<'PY'
+import importlib.util
+import pathlib
+
+spec = importlib.util.find_spec("torchaudio")
+if spec is not None and spec.submodule_search_locations:
+    for library in pathlib.Path(spec.submodule_search_locations[0], "lib").glob("*.so"):
+        library.unlink()
+PY
+}
+
 stamp_of() {  # stamp_of REQUIREMENTS: what the environment was built from
   cat "$1" pyproject.toml | sha256sum | cut -d' ' -f1
 }
@@ -49,6 +65,7 @@ setup() {  # setup DIR REQUIREMENTS
   [ -x "$dir/bin/python" ] || make_venv "$dir"
   "$dir/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
   "$dir/bin/python" -m pip install --quiet -r "$req"
+  [ "$req" != requirements-torch.txt ] || drop_torchaudio_ops "$dir"
   "$dir/bin/python" -m pip install --quiet --no-deps --force-reinstall .
   echo "$stamp" >"$dir/.mww-stamp"
 }

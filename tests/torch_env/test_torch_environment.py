@@ -10,7 +10,7 @@ def test_tensorflow_is_not_installed_here():
 
 
 def test_speechbrain_and_torch_import_on_cpu():
-    import speechbrain  # noqa: F401 - imports torchaudio too
+    import speechbrain  # noqa: F401 - imports torchaudio too (without its compiled ops)
     import torch
 
     x = torch.randn(4, 8)
