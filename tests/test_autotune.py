@@ -292,6 +292,16 @@ def test_search_ranges_bound_the_chosen_setting():
     }
 
 
+def test_the_default_range_measures_an_under_trained_start_where_it_detects_something():
+    """An under-trained model scores its wake words low: at cutoffs from 0.5 up it detects nothing,
+    so the start would be measured at recall 0 and lowering the cutoff could never buy recall."""
+    sweep = sweep_of({1: [(0.15, 0.4, 0.0), (0.12, 0.5, 7.2), (0.5, 0.0, 0.0), (0.99, 0.0, 0.0)]})
+    default = AutoTuningConfig()
+    assert default.cutoff_min <= 0.1
+    assert choose_point(sweep, default, TARGET) == Point(0.0, 0.4, 0.15, 1)
+    assert choose_point(sweep, tuning(cutoff_min=0.5), TARGET).recall == 0.0
+
+
 def test_window_range_matches_the_evaluation_sweep():
     field = {f.name: f for f in dataclasses.fields(AutoTuningConfig)}
     assert field["window_max"].metadata["max"] == max(OPERATING_POINT_WINDOWS)
@@ -647,7 +657,7 @@ DEMO_COUNTS = {
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """A small generated dataset and a checkpoint of 30 training steps that misses every target."""
+    """A small generated dataset and a checkpoint of 200 training steps that misses every target."""
     from mww.generate import generate_dataset
     from mww.train import Trainer
 
@@ -667,7 +677,7 @@ def demo(tmp_path_factory):
                 "repeat_in_block": "1,1,1",
                 "residual_connection": "0,0,0",
             },
-            "training": {"training_steps": [20, 10], "eval_step_interval": 30, "batch_size": 32},
+            "training": {"training_steps": [150, 50], "eval_step_interval": 200, "batch_size": 32},
             "performance": {
                 "num_workers": 1,
                 "tensorboard_enabled": False,
@@ -676,7 +686,7 @@ def demo(tmp_path_factory):
             "hard_negative_mining": {"enabled": False},
             "auto_tuning": {
                 "burst_steps": 100,
-                "burst_learning_rate": 0.001,
+                "burst_learning_rate": 0.0005,
                 "positive_weight_step": 2.0,
                 "max_positive_weight": 32.0,
                 "recall_tolerance": RECALL_TOLERANCE,
@@ -700,12 +710,12 @@ def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
     so small a model and dataset the held-out effect of tuning depends on the seed, so what autotune
     guarantees is asserted here: the tuned result is not worse than the start on the split it was
     tuned on beyond the configured tolerances; the held-out improvement is asserted on the tone
-    dataset above. Measured (not asserted) with these tuner settings but 300-step bursts, 720
-    positives / 720 negatives / 180 hard negatives and a start from 750 training steps, seeds 0-3:
-    held-out recall rose at fewer test false activations for seed 1 (0.146 at 6 -> 0.375 at 2),
-    rose with three extra test false activations for seed 0 (0.597 -> 0.646), and the start had no
-    signal at zero false activations for seeds 2 and 3 (nothing better found, start kept). From this
-    fixture's 30-step start it stays at the start.
+    dataset above. Measured (not asserted) with this fixture's dataset and settings, run as a script
+    with training/tuner seeds 0-5: four of six met the held-out criterion (seed 0: 12.7 FA/h at
+    recall 0.146 -> 0 FA/h at 0.354 on the test split), two found nothing better on validation and
+    kept the start. With twice the data and 8 iterations, also four of six: one start detected
+    nothing, one gained recall at three extra test false activations. The numbers this test prints
+    differ from the script's seed 0 (same data and config), see the README's limits.
     """
     root, override, checkpoint = demo
     out = root / "tuning"

@@ -361,7 +361,7 @@ class AutoTuningConfig:
     max_positive_weight: float = setting(8.0, gt=0)
     hard_negative_weight_step: float = setting(1.5, gt=1)  # factor on the (mined) hard-negative weight
     max_hard_negative_weight: float = setting(200.0, gt=0)
-    cutoff_min: float = setting(0.5, gt=0, lt=1)
+    cutoff_min: float = setting(0.05, gt=0, lt=1)
     cutoff_max: float = setting(0.99, gt=0, lt=1, ge_field="cutoff_min")
     window_min: int = setting(1, min=1, max=10)
     window_max: int = setting(10, min=1, max=10, ge_field="window_min")
