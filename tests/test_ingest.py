@@ -84,6 +84,34 @@ def test_splits_are_speaker_disjoint_deterministic_and_persisted(tmp_path):
     assert [c.split for c in other.of("positive")] != [c.split for c in first.of("positive")]
 
 
+def test_the_same_dataset_in_another_folder_splits_the_same_way(tmp_path):
+    """Files with no speaker (ambient recordings, loose negatives) split by their path inside the
+    dataset, not by where the dataset lies: a copy elsewhere trains and validates on the same files."""
+    import shutil
+
+    first_root = tmp_path / "a" / "dataset"
+    build_dataset(first_root, speakers=4)
+    for i in range(30):
+        write(first_root / "negative" / f"loose{i}.wav", tone(1.0, 1200 + 10 * i, seed=2000 + i))
+    for i in range(2, 8):
+        write(first_root / "ambient" / f"amb{i}.wav", tone(5.0, 150.0 + i))
+    copy_root = tmp_path / "elsewhere" / "deeper" / "dataset"
+    shutil.copytree(first_root, copy_root)
+
+    def splits(root):
+        result = ingest(make_config(root, validation_fraction=0.3, test_fraction=0.3))
+        return {
+            (c.kind, c.path.relative_to(root).as_posix()): c.split
+            for c in result.clips
+            if c.speaker is None and c.split is not None
+        }
+
+    first, copy = splits(first_root), splits(copy_root)
+    assert len(first) == 78 and first == copy  # 70 negatives, 8 ambient recordings
+    assert {split for (kind, _), split in first.items() if kind == "ambient"} == {"validation", "test"}
+    assert set(first.values()) == {"train", "validation", "test"}
+
+
 def test_pinned_test_speakers_and_their_negatives_stay_out_of_training(tmp_path):
     build_dataset(tmp_path, speakers=6)
     write(tmp_path / "negative" / "spk03" / "said_something.wav", tone(1.0, 1500))

@@ -219,9 +219,10 @@ def split_speakers(
     return assignment
 
 
-def split_of_file(path: Path, seed: int, validation_fraction: float, test_fraction: float) -> str:
-    """Split of a file with no speaker: a seeded hash of its path, stable when files are added."""
-    u = _unit_hash(seed, path.as_posix())
+def split_of_file(name: str, seed: int, validation_fraction: float, test_fraction: float) -> str:
+    """Split of a file with no speaker: a seeded hash of its name (see `split_name`), stable when
+    files are added."""
+    u = _unit_hash(seed, name)
     if u < test_fraction:
         return "test"
     if u < test_fraction + validation_fraction:
@@ -229,11 +230,30 @@ def split_of_file(path: Path, seed: int, validation_fraction: float, test_fracti
     return "train"
 
 
+def split_name(clip: Clip, dirs: Mapping[str, Path]) -> str:
+    """What a speakerless file's split is drawn from: its kind and its path inside the kind's folder,
+    so the same dataset in another folder splits the same way (the absolute path where it is not
+    under that folder)."""
+    folder = dirs.get(clip.kind)
+    if folder is not None:
+        try:
+            return f"{clip.kind}/{Path(clip.path).relative_to(folder).as_posix()}"
+        except ValueError:
+            pass
+    return Path(clip.path).as_posix()
+
+
 def assign_splits(
-    clips: Sequence[Clip], data: DataConfig, previous: Mapping[str, str] | None = None
+    clips: Sequence[Clip],
+    data: DataConfig,
+    previous: Mapping[str, str] | None = None,
+    dirs: Mapping[str, Path] | None = None,
 ) -> list[Clip]:
-    """Speaker-disjoint, deterministic splits; files already in `previous` (path → split) keep theirs."""
-    previous = previous or {}
+    """Speaker-disjoint, deterministic splits; files already in `previous` (path → split) keep theirs.
+
+    `dirs` (kind → folder, as `kind_dirs` gives) makes the split of files with no speaker independent
+    of where the dataset lies."""
+    previous, dirs = previous or {}, dirs or {}
     pinned = {s: "test" for s in data.test_speakers} | {s: "validation" for s in data.validation_speakers}
     sizes: Counter[str] = Counter(c.speaker for c in clips if c.speaker is not None and c.kind in SPLIT_KINDS)
     for clip in clips:  # a speaker seen before keeps the split it had
@@ -241,7 +261,8 @@ def assign_splits(
             pinned[clip.speaker] = previous[str(clip.path)]
     by_speaker = split_speakers(sizes, data.split_seed, data.validation_fraction, data.test_fraction, pinned)
     ambient = sorted(
-        (c for c in clips if c.kind == "ambient"), key=lambda c: _unit_hash(data.split_seed, str(c.path))
+        (c for c in clips if c.kind == "ambient"),
+        key=lambda c: _unit_hash(data.split_seed, split_name(c, dirs)),
     )
     ambient_split = {c.path: ("validation", "test")[i % 2] for i, c in enumerate(ambient)}
     out = []
@@ -255,7 +276,9 @@ def assign_splits(
         elif clip.kind == "ambient":
             split = ambient_split[clip.path]
         else:
-            split = split_of_file(clip.path, data.split_seed, data.validation_fraction, data.test_fraction)
+            split = split_of_file(
+                split_name(clip, dirs), data.split_seed, data.validation_fraction, data.test_fraction
+            )
         out.append(replace(clip, split=split))
     return out
 
@@ -360,7 +383,7 @@ def ingest(
     clips = assign_speakers(clips, dirs, namelist or {})
     processed = Path(config.paths.processed_dir)
     manifest_path = processed / SPLIT_MANIFEST_NAME
-    clips = assign_splits(clips, config.data, load_split_manifest(manifest_path, config.data))
+    clips = assign_splits(clips, config.data, load_split_manifest(manifest_path, config.data), dirs)
     report_path = write_report(processed / REPORT_NAME, skipped)
     write_split_manifest(manifest_path, clips, config.data)
     return IngestResult(clips=clips, skipped=skipped, report_path=report_path, manifest_path=manifest_path)
