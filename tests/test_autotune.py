@@ -328,8 +328,8 @@ def build_wake_tones(root: Path) -> None:
     """The wake word is a low tone (300-400 Hz, every speaker across the range), the rest 900-1200 Hz.
 
     Negatives are said by the speakers (so they follow them into their split); four long everyday
-    recordings are training negatives, and one ambient recording of the same kind is in each of the
-    validation and test splits.
+    recordings are training negatives, and two ambient recordings of the same kind are in each of
+    the validation and test splits.
     """
     for s in range(SPEAKERS):
         for i in range(5):
@@ -343,7 +343,7 @@ def build_wake_tones(root: Path) -> None:
         )
     for k, speaker in enumerate(("spk00", "spk03", "spk04", "spk07")):
         write(root / "negative" / speaker / f"long{k}.wav", everyday(20.0, 5000 + 100 * k))
-    for i in range(2):
+    for i in range(4):
         write(root / "ambient" / f"amb{i}.wav", everyday(30.0, 3000 + 100 * i))
 
 
