@@ -13,6 +13,7 @@ import pytest
 from conftest import build_dataset, make_config, tone
 from mww.config import config_from_dict, deep_merge, dump_config
 from mww.constants import MEL_BINS, OUTPUT_SCALE
+from mww.detection import probabilities_to_uint8
 from mww.export import (
     ExportError,
     convert_model_saved,
@@ -20,7 +21,6 @@ from mww.export import (
     generate_manifest,
     load_calibration,
     load_checkpoint,
-    probability_to_uint8,
     tflm_stream,
 )
 from mww.features import uint16_to_float
@@ -105,7 +105,7 @@ def int8_vs_keras(result, model, cfg, features, label):
     frames = training_input_frames(cfg.hardware, cfg.model)
     steps = np.array([n for n in range(1, len(streamed) + 1) if n * stride >= frames])
     windows = np.stack([features[n * stride - frames : n * stride] for n in steps])
-    expected = probability_to_uint8(model.predict(windows, verbose=0)[:, 0])
+    expected = probabilities_to_uint8(model.predict(windows, verbose=0)[:, 0]).astype(np.int64)
     got = streamed[steps - 1]
     deviation = np.abs(got - expected)
     correlation = float(np.corrcoef(got, expected)[0, 1]) if expected.std() > 0 else float("nan")

@@ -46,9 +46,8 @@ from mww.constants import (
     MANIFEST_TYPE,
     MANIFEST_VERSION,
     MEL_BINS,
-    OUTPUT_SCALE,
-    OUTPUT_ZERO_POINT,
 )
+from mww.detection import probabilities_to_uint8
 from mww.features import uint16_to_float
 from mww.model import (
     ModelConfigError,
@@ -496,12 +495,6 @@ def tflm_stream(model_bytes: bytes, features: np.ndarray, arena_size: int, strid
     return run_invocations(interpreter, device_chunks(features, stride)).astype(np.int64)
 
 
-def probability_to_uint8(probability: np.ndarray) -> np.ndarray:
-    """Float probabilities as the model's uint8 output would hold them (scale 1/256, zero point 0)."""
-    steps = np.round(np.asarray(probability, dtype=np.float64) / OUTPUT_SCALE) + OUTPUT_ZERO_POINT
-    return np.clip(steps, 0, round(1 / OUTPUT_SCALE) - 1).astype(np.int64)
-
-
 def _quantization_error(
     model_bytes: bytes, streaming: Any, chunks: Sequence[np.ndarray], arena: int, stride: int
 ) -> int:
@@ -511,7 +504,7 @@ def _quantization_error(
         return 0
     features = np.concatenate([c[0] for c in data], axis=0)
     streaming.reset()
-    expected = probability_to_uint8(streaming.run(features))
+    expected = probabilities_to_uint8(streaming.run(features)).astype(np.int64)
     streaming.reset()
     got = tflm_stream(model_bytes, features, arena, stride)
     return int(np.max(np.abs(got - expected)))
