@@ -1,5 +1,6 @@
-"""mww-autotune: the decision function, every auto_tuning key, bad input, dry run, Ctrl-C, and tuning
-an under-trained demo checkpoint confirmed on the held-out test split."""
+"""mww-autotune (`mww.autotune`; its decisions in `mww.tune_decision`): the decision function, every
+auto_tuning key, bad input, dry run, Ctrl-C, and tuning an under-trained demo checkpoint confirmed on
+the held-out test split."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ import pytest
 import yaml
 
 from conftest import dataset_paths, tone, write
-from mww.autotune import (
+from mww.autotune import CSV_COLUMNS, ITERATIONS_CSV, REPORT_NAME, TUNED_NAME, AutoTuner
+from mww.cli.autotune import main
+from mww.config import config_from_dict, deep_merge, dump_config, load_full_config
+from mww.config_schema import AutoTuningConfig
+from mww.metrics import OPERATING_POINT_WINDOWS
+from mww.tune_decision import (
     ACTIONS,
-    CSV_COLUMNS,
-    ITERATIONS_CSV,
-    REPORT_NAME,
-    TUNED_NAME,
     AutoTuneError,
-    AutoTuner,
     Point,
     TuneState,
     TuneTarget,
@@ -34,10 +35,6 @@ from mww.autotune import (
     operating_points,
     pareto_front,
 )
-from mww.cli.autotune import main
-from mww.config import config_from_dict, deep_merge, dump_config, load_full_config
-from mww.config_schema import AutoTuningConfig
-from mww.metrics import OPERATING_POINT_WINDOWS
 from test_train import TINY_MODEL
 
 TARGET = TuneTarget(fah=0.3, recall=0.92)

@@ -6,26 +6,9 @@ detector, false activations over measured durations). A burst reuses the trainer
 sampler over the augmented training store, its SpecAugment masks (of the last phase), its compiled
 train step, `auto_tuning.burst_steps` steps at `auto_tuning.burst_learning_rate`. Every evaluation
 sweeps the probability cutoff and the sliding window jointly (within the auto_tuning ranges) and
-keeps one operating point; `decide` then picks the next step:
-
-* both targets met: stop;
-* the last burst made the model better: train on with the same class weights (and mine fresh hard
-  negatives while FA/h is above target); a class weight changes only when progress stalls;
-* FA/h above target: mine fresh hard negatives from the training negatives (`mww.mining`) and raise
-  the hard-negative class weight, or raise the positive weight instead when recall has fallen
-  beyond `recall_tolerance` below the start;
-* recall below target (FA/h within it): raise the positive class weight; the cutoff search then
-  lowers the cutoff as far as the FA/h target allows;
-* stop after `patience` evaluations without a better result, or after `max_iterations` bursts.
-
-"Better" ranks as checkpoint selection does: within the FA/h target, more recall; above it, less
-FA/h. A result replaces the best only when it is not worse than the starting checkpoint nor the best
-so far beyond the tolerances (or meets both targets); a result worse than those has drifted (a
-raised weight that made the model fire everywhere, say), and the next burst starts again from the
-best weights (and optimizer state) with the class weights that led to them, changed by the decision,
-at `drift_learning_rate_factor` times the learning rate of the burst that drifted. The
-Pareto front of (FA/h, recall) is kept and reported. The best result is confirmed on the TEST split,
-which no decision saw, and reported beside the validation numbers it was chosen on.
+keeps one operating point; `mww.tune_decision.decide` then picks the next step (the rules are
+there). The Pareto front of (FA/h, recall) is kept and reported. The best result is confirmed on the
+TEST split, which no decision saw, and reported beside the validation numbers it was chosen on.
 
 Files in the output folder, every one written to a temp file and renamed; the best is written as
 soon as it is found, so Ctrl-C leaves the best so far: tuned_weights.weights.h5 with its sidecar
@@ -37,11 +20,10 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,8 +31,20 @@ import numpy as np
 
 from mww.atomic import atomic_write_json, atomic_write_text
 from mww.checkpoints import CALIBRATION_FILE, config_hash, sidecar_path, write_checkpoint
-from mww.config_schema import AutoTuningConfig, MwwConfig
+from mww.config_schema import MwwConfig
 from mww.train_data import EvalData
+from mww.tune_decision import (
+    AutoTuneError,
+    Point,
+    TuneState,
+    TuneTarget,
+    check_limits,
+    check_search_ranges,
+    choose_point,
+    decide,
+    initial_state,
+    resolution_note,
+)
 
 TUNED_NAME = "tuned_weights.weights.h5"
 REPORT_NAME = "tuning_report.json"
@@ -69,330 +63,10 @@ CSV_COLUMNS = (
     "new_best",
     "action",
 )
-ACTIONS = ("stop", "raise_hard_negative", "raise_positive", "mine", "train")
 HELD_OUT_NOTE = (
     "validation numbers were tuned on (every decision and the cutoff/window search used them); the test "
     "numbers are held out and are the ones to quote"
 )
-
-
-class AutoTuneError(Exception):
-    """Tuning cannot start or go on; the message (one paragraph) says what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
-# --------------------------------------------------------------------------- targets and points
-
-
-@dataclass(frozen=True)
-class TuneTarget:
-    """What the tuner aims for on the validation split: FA/h at most `fah`, recall at least `recall`."""
-
-    fah: float = 0.3
-    recall: float = 0.92
-
-    def check(self) -> None:
-        """AutoTuneError when a target is out of range."""
-        fah, recall = self.fah, self.recall
-        if isinstance(fah, bool) or not isinstance(fah, int | float) or not math.isfinite(fah) or fah < 0:
-            raise AutoTuneError(
-                f"--target-fah {fah!r} is out of range: it is the most false activations per hour the tuned "
-                "model may have, a number of at least 0 (0.3 suits a home assistant; 0 asks for none at "
-                "all). Pass for example --target-fah 0.5."
-            )
-        if (
-            isinstance(recall, bool)
-            or not isinstance(recall, int | float)
-            or not math.isfinite(recall)
-            or not 0 < recall <= 1
-        ):
-            raise AutoTuneError(
-                f"--target-recall {recall!r} is out of range: it is the share of wake words the tuned model "
-                "must detect, a number above 0 and at most 1 (0.92 = 92 %). Pass for example "
-                "--target-recall 0.9."
-            )
-
-
-def check_limits(max_iterations: int, patience: int) -> None:
-    """AutoTuneError when the iteration limit or the patience is not a whole number of at least 1."""
-    for flag, value in (("--max-iterations", max_iterations), ("--patience", patience)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise AutoTuneError(
-                f"{flag} {value!r} is out of range: it counts fine-tuning iterations and must be a whole "
-                f"number of at least 1. Pass for example {flag} 10."
-            )
-
-
-@dataclass(frozen=True)
-class Point:
-    """One model at one detector setting, measured on the validation split."""
-
-    fah: float
-    recall: float
-    cutoff: float
-    window: int
-    iteration: int = 0
-
-    def meets_fah(self, target: TuneTarget) -> bool:
-        """FA/h at or below the target."""
-        return self.fah <= target.fah
-
-    def meets(self, target: TuneTarget) -> bool:
-        """Both targets met."""
-        return self.fah <= target.fah and self.recall >= target.recall
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready view with the manifest's key names."""
-        return {
-            "iteration": self.iteration,
-            "fah": self.fah,
-            "recall": self.recall,
-            "probability_cutoff": self.cutoff,
-            "sliding_window_size": self.window,
-        }
-
-
-def score(point: Point, target: TuneTarget) -> tuple[Any, ...]:
-    """How good a point is (higher is better): within the FA/h target more recall, above it less FA/h."""
-    if point.meets_fah(target):
-        return (1, point.recall >= target.recall, point.recall, -point.fah)
-    return (0, False, -point.fah, point.recall)
-
-
-def rank(point: Point, target: TuneTarget) -> tuple[Any, ...]:
-    """How the settings of one model are ordered (higher is better).
-
-    Settings that meet both targets: the safest one, with the fewest false activations, then the
-    highest cutoff and the longest window (margin for audio the validation split does not hold),
-    then the most recall. Otherwise `score`, ties broken towards the higher cutoff, smaller window.
-    """
-    head = score(point, target)
-    if point.meets(target):
-        return (*head[:2], -point.fah, point.cutoff, point.window, point.recall)
-    return (*head, point.cutoff, -point.window)
-
-
-def acceptable(point: Point, start: Point, tuning: AutoTuningConfig, target: TuneTarget) -> bool:
-    """Not worse than the start beyond the tolerances in either figure (or both targets met)."""
-    if point.meets(target):
-        return True
-    return (
-        point.fah <= start.fah + tuning.fah_tolerance
-        and point.recall >= start.recall - tuning.recall_tolerance
-    )
-
-
-def dominates(a: Point, b: Point) -> bool:
-    """`a` is at least as good as `b` in FA/h and recall, and better in one."""
-    return a.fah <= b.fah and a.recall >= b.recall and (a.fah < b.fah or a.recall > b.recall)
-
-
-def pareto_front(points: Iterable[Point]) -> tuple[Point, ...]:
-    """The points no other point dominates (one per distinct (FA/h, recall), the earliest), by FA/h."""
-    unique: dict[tuple[float, float], Point] = {}
-    for p in points:
-        unique.setdefault((p.fah, p.recall), p)
-    kept = [p for p in unique.values() if not any(dominates(q, p) for q in unique.values())]
-    return tuple(sorted(kept, key=lambda p: (p.fah, -p.recall)))
-
-
-def check_search_ranges(tuning: AutoTuningConfig) -> None:
-    """AutoTuneError when the cutoff range holds no cutoff of the evaluation's 0.01 grid."""
-    from mww.metrics import DEFAULT_CUTOFFS
-
-    if not any(tuning.cutoff_min - 1e-9 <= c <= tuning.cutoff_max + 1e-9 for c in DEFAULT_CUTOFFS.tolist()):
-        raise AutoTuneError(
-            f"auto_tuning.cutoff_min {tuning.cutoff_min} and cutoff_max {tuning.cutoff_max} hold no cutoff "
-            "the evaluation measures (it steps by 0.01). Widen the range to span at least one step of 0.01, "
-            "for example cutoff_min 0.05 and cutoff_max 0.99."
-        )
-
-
-def operating_points(sweep: Mapping[str, Any], tuning: AutoTuningConfig, iteration: int = 0) -> list[Point]:
-    """Every (cutoff, window) of an evaluation sweep (`measure(...)["sweep"]`) inside the search ranges."""
-    cutoffs = [float(c) for c in sweep["cutoffs"]]
-    points = []
-    for name, curve in sweep["windows"].items():
-        window = int(name)
-        if not tuning.window_min <= window <= tuning.window_max:
-            continue
-        for i, cutoff in enumerate(cutoffs):
-            if tuning.cutoff_min - 1e-9 <= cutoff <= tuning.cutoff_max + 1e-9:
-                points.append(
-                    Point(float(curve["fah"][i]), float(curve["recall"][i]), cutoff, window, iteration)
-                )
-    if not points:
-        raise AutoTuneError(
-            "The cutoff and window search ranges of auto_tuning (cutoff "
-            f"{tuning.cutoff_min}..{tuning.cutoff_max}, window {tuning.window_min}..{tuning.window_max}) "
-            "contain no setting the evaluation measures (cutoffs in steps of 0.01, windows "
-            f"{', '.join(sweep['windows'])}). Widen auto_tuning.cutoff_min / cutoff_max to span at least "
-            "one step of 0.01."
-        )
-    return points
-
-
-def choose_point(
-    sweep: Mapping[str, Any],
-    tuning: AutoTuningConfig,
-    target: TuneTarget,
-    references: Sequence[Point] = (),
-    iteration: int = 0,
-) -> Point:
-    """The operating point of one evaluation: the best-ranked setting not worse than the references.
-
-    The references are the start and the best so far; a setting must be acceptable to each. Without
-    references (the first evaluation), or when no setting is acceptable, the best-ranked of all.
-    """
-    points = operating_points(sweep, tuning, iteration)
-    allowed = [p for p in points if all(acceptable(p, r, tuning, target) for r in references)]
-    return max(allowed or points, key=lambda p: rank(p, target))
-
-
-def resolution_note(split: str, fah_hours: float, target_fah: float) -> str | None:
-    """A warning when one false activation in a split's audio is already more than the FA/h target."""
-    if fah_hours <= 0 or 1.0 / fah_hours <= target_fah:
-        return None
-    return (
-        f"the {split} split holds {fah_hours * 60:.1f} min of audio for false activations, so one false "
-        f"activation is {1.0 / fah_hours:.1f} FA/h and the target of {target_fah:g} FA/h means none at all; "
-        "longer ambient recordings (paths.ambient_dir) measure FA/h more finely"
-    )
-
-
-# --------------------------------------------------------------------------- the decision
-
-
-@dataclass(frozen=True)
-class TuneState:
-    """Everything the decision depends on, between two evaluations."""
-
-    positive_weight: float
-    hard_negative_weight: float
-    iteration: int = 0  # fine-tuning bursts done before the current evaluation
-    start: Point | None = None
-    best: Point | None = None
-    front: tuple[Point, ...] = ()
-    stale: int = 0  # evaluations since the best last improved
-    learning_rate_scale: float = 1.0  # the next burst runs at burst_learning_rate times this
-    best_class_weights: tuple[float, float] | None = None  # (positive, hard negative) that led to the best
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do after one evaluation; `state` holds the weights for the next burst."""
-
-    state: TuneState
-    action: str  # one of ACTIONS
-    detail: str  # the human-readable action, as printed
-    improved: bool  # this evaluation is the new best
-    mine: bool  # mine fresh hard negatives before the next burst
-    revert: bool = False  # the next burst starts again from the best weights
-
-    @property
-    def stop(self) -> bool:
-        """Tuning ends here."""
-        return self.action == "stop"
-
-
-def initial_state(config: MwwConfig) -> TuneState:
-    """Class weights of the last training phase; nothing measured yet."""
-    t = config.training
-    return TuneState(t.positive_class_weight[-1], t.hard_negative_class_weight[-1])
-
-
-def _raised(weight: float, step: float, cap: float) -> float:
-    return weight if weight >= cap else min(weight * step, cap)
-
-
-def decide(
-    state: TuneState,
-    point: Point,
-    tuning: AutoTuningConfig,
-    target: TuneTarget,
-    *,
-    max_iterations: int,
-    patience: int,
-) -> Decision:
-    """Pure: the state after measuring `point` at `state.iteration`, and the next action.
-
-    A point is the new best when it is not worse than the start nor the best beyond the tolerances
-    and scores higher than the best. After a burst that made the model better, the next burst keeps
-    its class weights (mining on while FA/h is above target): a weight changes only when progress
-    stalls. A point worse than those beyond the tolerances has drifted: the next burst starts again
-    from the best weights and the class weights that led to them (then changed as below), at
-    `drift_learning_rate_factor` times the learning rate.
-    """
-    start = state.start or point
-    references = (start,) if state.best is None else (start, state.best)
-    fits = all(acceptable(point, r, tuning, target) for r in references)
-    improved = state.best is None or (fits and score(point, target) > score(state.best, target))
-    revert = not improved and not fits
-    best = point if improved else state.best
-    assert best is not None
-    pw, hw = state.positive_weight, state.hard_negative_weight
-    scale = state.learning_rate_scale
-    if revert:
-        pw, hw = state.best_class_weights or (pw, hw)
-        scale *= tuning.drift_learning_rate_factor
-    after = replace(
-        state,
-        iteration=state.iteration + 1,
-        start=start,
-        best=best,
-        front=pareto_front((*state.front, point)),
-        stale=0 if improved else state.stale + 1,
-        positive_weight=pw,
-        hard_negative_weight=hw,
-        learning_rate_scale=scale,
-        best_class_weights=(state.positive_weight, state.hard_negative_weight)
-        if improved
-        else state.best_class_weights,
-    )
-
-    def decision(action: str, detail: str, mine: bool = False, **weights: float) -> Decision:
-        if action != "stop" and revert:
-            detail += (
-                f"; back to the best weights (class weights positive {pw:.4g}, hard negative {hw:.4g}), "
-                f"learning rate x{scale:.4g}"
-            )
-        return Decision(
-            replace(after, **weights), action, detail, improved, mine, revert and action != "stop"
-        )
-
-    if best.meets(target):
-        return decision("stop", "stop: both targets met on the validation split")
-    if state.iteration >= max_iterations:
-        return decision("stop", f"stop: reached --max-iterations {max_iterations}")
-    if after.stale >= patience:
-        return decision("stop", f"stop: no better result in {patience} iteration(s) (--patience)")
-
-    mine = tuning.mining_max_samples > 0
-    mining = "mine hard negatives, " if mine else ""
-    if improved and state.best is not None:  # the last burst helped: the same again
-        if point.fah > target.fah:
-            detail = f"better, FA/h above target: {mining}same class weights, train on"
-            return decision("mine" if mine else "train", detail, mine)
-        return decision("train", "better, recall below target: same class weights, train on")
-    if point.fah > target.fah:
-        recall_fell = point.recall < start.recall - tuning.recall_tolerance
-        if recall_fell and pw < tuning.max_positive_weight:
-            new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
-            detail = f"FA/h above target but recall fell: {mining}positive weight {pw:.4g} -> {new:.4g}"
-            return decision("raise_positive", detail, mine, positive_weight=new)
-        if hw < tuning.max_hard_negative_weight:
-            new = _raised(hw, tuning.hard_negative_weight_step, tuning.max_hard_negative_weight)
-            detail = f"FA/h above target: {mining}hard-negative weight {hw:.4g} -> {new:.4g}"
-            return decision("raise_hard_negative", detail, mine, hard_negative_weight=new)
-        detail = f"FA/h above target: {mining}hard-negative weight at its cap {hw:.4g}"
-        return decision("mine" if mine else "train", detail, mine)
-    if pw < tuning.max_positive_weight:
-        new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
-        detail = f"recall below target: positive weight {pw:.4g} -> {new:.4g} (cutoff search goes lower)"
-        return decision("raise_positive", detail, positive_weight=new)
-    return decision("train", f"recall below target: positive weight at its cap {pw:.4g}, train on")
 
 
 # --------------------------------------------------------------------------- the tuner

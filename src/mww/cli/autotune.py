@@ -60,13 +60,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of mww-autotune."""
     args = _parser().parse_args(argv)
-    from mww.autotune import AutoTuneError, AutoTuner, TuneTarget
+    from mww.autotune import AutoTuner
     from mww.config import ConfigError, config_from_args
     from mww.feature_store import FeatureStoreError
     from mww.ingest import IngestError
     from mww.model import ModelConfigError
     from mww.train import TrainError
     from mww.train_data import TrainDataError
+    from mww.tune_decision import AutoTuneError, TuneTarget
 
     try:
         config = config_from_args(args)
