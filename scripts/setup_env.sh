@@ -34,7 +34,7 @@ make_venv() {  # make_venv DIR
   fi
 }
 
-drop_torchaudio_ops() {  # drop_torchaudio_ops DIR
+drop_torchaudio_ops() {  # drop_torchaudio_ops DIR (nothing to do where torchaudio is not installed)
   # torchaudio's wheels on the index are linked against CUDA builds of torch, so the CPU torch
   # cannot load its compiled ops and `import torchaudio` (which speechbrain does) fails. None of
   # them is used here (audio is read with soundfile, features are computed in torch), and without
@@ -65,7 +65,7 @@ setup() {  # setup DIR REQUIREMENTS
   [ -x "$dir/bin/python" ] || make_venv "$dir"
   "$dir/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
   "$dir/bin/python" -m pip install --quiet -r "$req"
-  [ "$req" != requirements-torch.txt ] || drop_torchaudio_ops "$dir"
+  drop_torchaudio_ops "$dir"
   "$dir/bin/python" -m pip install --quiet --no-deps --force-reinstall .
   echo "$stamp" >"$dir/.mww-stamp"
 }

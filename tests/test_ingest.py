@@ -1,4 +1,5 @@
 import json
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -87,8 +88,6 @@ def test_splits_are_speaker_disjoint_deterministic_and_persisted(tmp_path):
 def test_the_same_dataset_in_another_folder_splits_the_same_way(tmp_path):
     """Files with no speaker (ambient recordings, loose negatives) split by their path inside the
     dataset, not by where the dataset lies: a copy elsewhere trains and validates on the same files."""
-    import shutil
-
     first_root = tmp_path / "a" / "dataset"
     build_dataset(first_root, speakers=4)
     for i in range(30):
