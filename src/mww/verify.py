@@ -1,54 +1,62 @@
 """ESPHome compatibility verifier: does a .tflite (and its manifest) satisfy the device contract?
 
-The flatbuffer is parsed with the TFLite schema (`ai_edge_litert.schema_py_generated`), the model is
-run with the TFLite Micro reference interpreter (`tflite_micro`), the runtime ESPHome embeds, for a
-few hundred streaming steps on device-quantized features of synthetic audio. TensorFlow is never
+The flatbuffer is read by `mww.tflite_graph` (ops, tensors, resource variables) and the model is
+run by `mww.tflm_arena` in the TFLite Micro reference interpreter (`tflite_micro`), the runtime
+ESPHome embeds, for a few hundred streaming steps on device-quantized features of synthetic audio;
+this module turns what they find, and the manifest, into named checks. TensorFlow is never
 imported. Every expected value comes from `mww.constants`. Every failed check carries a one-line
 `fix` telling the user what to do.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import struct
-import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
 
 from mww import constants as C
-
-# The TFLite Micro Python wrapper dereferences a null allocator (segfault) when the arena cannot
-# even hold the interpreter's own bookkeeping (about 0.5 kB), so arena probes never go below this.
-ARENA_PROBE_FLOOR = 1024
-# TFLite Micro aligns every arena buffer to 16 bytes, so measured minima come in 16-byte steps.
-ARENA_ALIGNMENT = 16
-
-_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-_TYPE_NAMES = {
-    code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")
-}
-_WEIGHTED_OPS = frozenset(
-    {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"}
+from mww.tflite_graph import (
+    ARENA_ALIGNMENT,
+    ModelGraph,
+    ModelReport,
+    TensorInfo,
+    VerifyError,
+    analyze_bytes,
+    analyze_model_architecture,
+    read_model_bytes,
 )
+from mww.tflm_arena import (
+    AllocationError,
+    declared_arena_size,
+    device_inputs,
+    measure_tensor_arena,
+    micro_interpreter,
+    native_stderr,
+)
+
+__all__ = [
+    "DEFAULT_INVOKE_STEPS",
+    "AllocationError",
+    "Check",
+    "ModelReport",
+    "TensorInfo",
+    "VerificationResult",
+    "VerifyError",
+    "analyze_model_architecture",
+    "declared_arena_size",
+    "measure_tensor_arena",
+    "validate_manifest",
+    "verify_model",
+]
+
 _SCALE_TOLERANCE = 1e-6
-_MAX_ITEMSIZE = 8  # bytes per element assumed when sizing the tensor-preserving arena
 # Streaming invocations the verifier runs by default (300 calls of stride 3 = 9 s of audio).
 DEFAULT_INVOKE_STEPS = 300
-# Length of the synthetic clip (tone + noise) that is looped to feed the streaming invocations.
-SYNTHETIC_CLIP_SECONDS = 2.0
-# The arena a failed manifest check recommends: measured + 10 % + 1 KiB, rounded up to 16 bytes.
-# Same rule as mww.export.declared_arena_size (not imported: mww.export imports TensorFlow).
-ARENA_MARGIN_FRACTION = 0.10
-ARENA_MARGIN_BYTES = 1024
 MANIFEST_KEYS = ("type", "wake_word", "model", "trained_languages", "version", "micro")
 MANIFEST_MICRO_KEYS = (
     "probability_cutoff",
@@ -57,51 +65,6 @@ MANIFEST_MICRO_KEYS = (
     "tensor_arena_size",
     "minimum_esphome_version",
 )
-
-
-class VerifyError(Exception):
-    """Input the verifier cannot work on (missing file, not a TFLite model, manifest not JSON)."""
-
-
-class AllocationError(VerifyError):
-    """The model does not allocate in TFLite Micro even with the largest arena tried."""
-
-
-@dataclass
-class TensorInfo:
-    """One model input or output tensor."""
-
-    name: str
-    dtype: str
-    shape: list[int]
-    scale: float | None
-    zero_point: int | None
-
-
-@dataclass
-class ModelReport:
-    """What the flatbuffer says about a model."""
-
-    path: str
-    file_size_bytes: int
-    subgraph_count: int
-    ops_per_subgraph: list[list[str]]
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
-    resource_variables: int
-    var_handle_ops: int
-    parameters: int
-
-    @property
-    def ops_used(self) -> list[str]:
-        """Every op the model uses, over all subgraphs, sorted."""
-        return sorted({op for ops in self.ops_per_subgraph for op in ops})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view of the report."""
-        data = asdict(self)
-        data["ops_used"] = self.ops_used
-        return data
 
 
 @dataclass
@@ -156,369 +119,6 @@ class VerificationResult:
         }
 
 
-# --- Parsing ---
-
-
-def _read_model_bytes(path: Path) -> bytes:
-    if not path.is_file():
-        raise VerifyError(
-            f"Model file {path} does not exist or is not a file. Pass the path of the exported "
-            ".tflite model (for example models/<wake_word>.tflite)."
-        )
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise VerifyError(f"Model file {path} cannot be read ({exc}); check its permissions.") from exc
-
-
-def _parse_model(data: bytes, name: str) -> schema.Model:
-    """The flatbuffer root of a TFLite model; VerifyError when `data` is not one."""
-    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
-        raise VerifyError(
-            f"{name} is not a TFLite model: it lacks the 'TFL3' flatbuffer identifier. Pass the "
-            ".tflite file that the exporter wrote, not a checkpoint, a manifest or a truncated copy."
-        )
-    try:
-        model = schema.Model.GetRootAs(data, 0)
-        for s in range(model.SubgraphsLength()):
-            subgraph = model.Subgraphs(s)
-            for t in range(subgraph.TensorsLength()):
-                subgraph.Tensors(t).ShapeAsNumpy()
-            for o in range(subgraph.OperatorsLength()):
-                subgraph.Operators(o).OpcodeIndex()
-        for i in range(model.OperatorCodesLength()):
-            model.OperatorCodes(i).BuiltinCode()
-    except Exception as exc:
-        raise VerifyError(
-            f"{name} has a TFLite identifier but its flatbuffer is corrupt ({type(exc).__name__}: {exc}). "
-            "Export the model again; the file is probably truncated or damaged."
-        ) from exc
-    if model.SubgraphsLength() == 0:
-        raise VerifyError(f"{name} is a TFLite flatbuffer without any subgraph; export the model again.")
-    return model
-
-
-def _op_name(opcode: schema.OperatorCode) -> str:
-    """Builtin op name of an operator code.
-
-    `deprecated_builtin_code` (int8) holds codes below 127; newer ops store 127
-    (PLACEHOLDER_FOR_GREATER_OP_CODES) there and the real code in `builtin_code`, while old files
-    leave `builtin_code` at its default 0. The larger of the two is the op, as in TFLite itself.
-    """
-    code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
-    if code == schema.BuiltinOperator.CUSTOM:
-        custom = opcode.CustomCode()
-        return f"CUSTOM:{custom.decode(errors='replace') if custom else '?'}"
-    return _OP_NAMES.get(code, f"UNKNOWN_{code}")
-
-
-def _tensor_info(subgraph: schema.SubGraph, index: int) -> TensorInfo:
-    tensor = subgraph.Tensors(index)
-    quant = tensor.Quantization()
-    scale: float | None = None
-    zero_point: int | None = None
-    if quant is not None and quant.ScaleLength() > 0:
-        scale = float(quant.Scale(0))
-    if quant is not None and quant.ZeroPointLength() > 0:
-        zero_point = int(quant.ZeroPoint(0))
-    name = tensor.Name()
-    return TensorInfo(
-        name=name.decode(errors="replace") if name else "",
-        dtype=_TYPE_NAMES.get(tensor.Type(), f"type_{tensor.Type()}"),
-        shape=[int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else [],
-        scale=scale,
-        zero_point=zero_point,
-    )
-
-
-def _is_constant(model: schema.Model, tensor: schema.Tensor) -> bool:
-    index = tensor.Buffer()
-    if index <= 0 or index >= model.BuffersLength():
-        return False
-    buffer = model.Buffers(index)
-    return buffer.DataLength() > 0 or buffer.Offset() > 1
-
-
-@dataclass
-class _Graph:
-    """The report plus what the runtime checks need from the flatbuffer."""
-
-    report: ModelReport
-    read_outputs: list[int]  # READ_VARIABLE output tensors of subgraph 0
-    dynamic_bytes: int  # generous size of every non-constant tensor, 16-byte aligned
-
-
-def _analyze(data: bytes, path: Path) -> _Graph:
-    model = _parse_model(data, str(path))
-    try:
-        return _walk(model, data, path)
-    except (IndexError, ValueError, TypeError, OverflowError, struct.error) as exc:
-        raise VerifyError(
-            f"{path} has a TFLite identifier but its graph is inconsistent ({type(exc).__name__}: "
-            f"{exc}). Export the model again; the file is probably damaged."
-        ) from exc
-
-
-def _walk(model: schema.Model, data: bytes, path: Path) -> _Graph:
-    op_names = [_op_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
-    ops_per_subgraph: list[list[str]] = []
-    variables: set[tuple[Any, ...]] = set()
-    var_handle_ops = 0
-    weight_tensors: set[tuple[int, int]] = set()
-    parameters = 0
-    read_outputs: list[int] = []
-    dynamic_bytes = 0
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for t in range(subgraph.TensorsLength()):
-            tensor = subgraph.Tensors(t)
-            if not _is_constant(model, tensor):
-                elements = _elements(tensor)
-                dynamic_bytes += -(-elements * _MAX_ITEMSIZE // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
-        used: set[str] = set()
-        for o in range(subgraph.OperatorsLength()):
-            op = subgraph.Operators(o)
-            idx = op.OpcodeIndex()
-            name = op_names[idx] if idx < len(op_names) else f"UNKNOWN_OPCODE_INDEX_{idx}"
-            used.add(name)
-            if name == "VAR_HANDLE":
-                var_handle_ops += 1
-                variables.add(_variable_key(op, s, o))
-            elif name == "READ_VARIABLE" and s == 0 and op.OutputsLength() > 0:
-                read_outputs.append(int(op.Outputs(0)))
-            elif name in _WEIGHTED_OPS:
-                for k in range(1, op.InputsLength()):
-                    t = op.Inputs(k)
-                    if t < 0 or (s, t) in weight_tensors:
-                        continue
-                    tensor = subgraph.Tensors(t)
-                    if _is_constant(model, tensor):
-                        weight_tensors.add((s, t))
-                        parameters += _elements(tensor)
-        ops_per_subgraph.append(sorted(used))
-    main = model.Subgraphs(0)
-    report = ModelReport(
-        path=str(path),
-        file_size_bytes=len(data),
-        subgraph_count=model.SubgraphsLength(),
-        ops_per_subgraph=ops_per_subgraph,
-        inputs=[_tensor_info(main, main.Inputs(i)) for i in range(main.InputsLength())],
-        outputs=[_tensor_info(main, main.Outputs(i)) for i in range(main.OutputsLength())],
-        resource_variables=len(variables),
-        var_handle_ops=var_handle_ops,
-        parameters=parameters,
-    )
-    return _Graph(report, read_outputs, dynamic_bytes)
-
-
-def _elements(tensor: schema.Tensor) -> int:
-    return math.prod(max(int(d), 1) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else 1
-
-
-def _variable_key(op: schema.Operator, subgraph: int, index: int) -> tuple[Any, ...]:
-    """A resource variable's identity: (container, shared_name), as TFLite Micro keys it."""
-    table = op.BuiltinOptions()
-    if table is not None:
-        options = schema.VarHandleOptions()
-        options.Init(table.Bytes, table.Pos)
-        container, shared = options.Container() or b"", options.SharedName() or b""
-        if container or shared:
-            return ("named", container, shared)
-    return ("unnamed", subgraph, index)
-
-
-def analyze_model_architecture(tflite_path: str | os.PathLike[str]) -> ModelReport:
-    """Parse a .tflite file: size, subgraphs, ops per subgraph, I/O tensors, resource variables.
-
-    `resource_variables` counts distinct variables (VAR_HANDLE ops keyed by container and shared
-    name, which is what ESPHome's resource-variable capacity limits); the main and the CALL_ONCE
-    subgraph each hold a VAR_HANDLE per variable, counted in `var_handle_ops`. `parameters` is the
-    number of elements of the constant weight and bias tensors of weighted layers.
-    """
-    path = Path(tflite_path)
-    return _analyze(_read_model_bytes(path), path).report
-
-
-# --- Running in TFLite Micro ---
-
-
-@contextlib.contextmanager
-def _native_stderr() -> Iterator[list[str]]:
-    """Send native (C++) stderr to a temp file for the block; the list receives what was written.
-
-    TFLite Micro prints every failed allocation attempt, which would flood the terminal during the
-    arena bisection; the last lines are kept to explain a failure.
-    """
-    captured: list[str] = []
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield captured
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.extend(sink.read().decode(errors="replace").splitlines())
-
-
-def _interpreter(model_bytes: bytes, arena_size: int, preserve: bool = False) -> Any:
-    from tflite_micro.python.tflite_micro import runtime
-
-    config = (
-        runtime.InterpreterConfig.kPreserveAllTensors
-        if preserve
-        else runtime.InterpreterConfig.kAllocationRecording
-    )
-    return runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size, intrepreter_config=config)
-
-
-def _zero_inputs(interpreter: Any, count: int) -> list[np.ndarray]:
-    inputs = []
-    for i in range(count):
-        details = interpreter.get_input_details(i)
-        inputs.append(np.zeros([int(d) for d in details["shape"]], dtype=details["dtype"]))
-    return inputs
-
-
-def _fits(model_bytes: bytes, arena_size: int, input_count: int) -> bool:
-    """Whether the model allocates in `arena_size` bytes and survives one invocation (CALL_ONCE)."""
-    try:
-        interpreter = _interpreter(model_bytes, arena_size)
-        for i, value in enumerate(_zero_inputs(interpreter, input_count)):
-            interpreter.set_input(value, i)
-        interpreter.invoke()
-    except RuntimeError:
-        return False
-    return True
-
-
-def measure_tensor_arena(model_bytes: bytes, upper: int = 1 << 20) -> int:
-    """The smallest tensor arena (bytes) in which TFLite Micro allocates the model and invokes it once.
-
-    Byte-exact bisection between ARENA_PROBE_FLOOR and `upper`, with the TFLite Micro reference
-    interpreter (recording allocator, the model's own resource-variable count). TFLite Micro aligns
-    arena buffers to 16 bytes, so results come in 16-byte steps; a model that fits in the floor
-    reports the floor. This is the reference kernels' need: ESP-NN kernels and ESPHome's fixed
-    capacity of 20 resource variables can need more, so declare a margin above it in the manifest.
-    Raises AllocationError when the model does not fit even in `upper` bytes.
-    """
-    model = _parse_model(model_bytes, "model bytes")
-    input_count = model.Subgraphs(0).InputsLength()
-    upper = max(int(upper), ARENA_PROBE_FLOOR)
-    with _native_stderr() as log:
-        if _fits(model_bytes, ARENA_PROBE_FLOOR, input_count):
-            return ARENA_PROBE_FLOOR
-        fits_upper = _fits(model_bytes, upper, input_count)
-        low, high = ARENA_PROBE_FLOOR, upper  # low does not fit; high fits (when fits_upper)
-        while fits_upper and high - low > 1:
-            middle = (low + high) // 2
-            if _fits(model_bytes, middle, input_count):
-                high = middle
-            else:
-                low = middle
-    if not fits_upper:
-        said = " / ".join(line.strip() for line in log[-3:] if line.strip()) or "no message"
-        raise AllocationError(
-            f"The model does not allocate and run in TFLite Micro even with a {upper}-byte arena "
-            f"(TFLite Micro said: {said}). An op TFLite Micro lacks or a broken graph is the usual "
-            "cause; look at the op list, or raise the upper bound if the model really is that large."
-        )
-    return high
-
-
-def declared_arena_size(measured: int) -> int:
-    """The arena a manifest should declare for a measured need: measured + 10 % + 1 KiB, 16-aligned."""
-    wanted = measured * (1 + ARENA_MARGIN_FRACTION) + ARENA_MARGIN_BYTES
-    return int(math.ceil(wanted / ARENA_ALIGNMENT) * ARENA_ALIGNMENT)
-
-
-def synthetic_clip(seed: int = 0, seconds: float = SYNTHETIC_CLIP_SECONDS) -> np.ndarray:
-    """A clip of float audio at the device rate: background noise, then a voiced, gliding tone.
-
-    The first quarter is quiet noise (the front end settles its noise estimate), then a
-    harmonic tone whose pitch glides 140 -> 260 Hz under a syllable-like envelope, over louder noise,
-    then quiet noise again. It is not speech; it exercises the front end and the model with
-    features that move the way speech features do.
-    """
-    rng = np.random.default_rng(seed)
-    n = round(seconds * C.SAMPLE_RATE_HZ)
-    t = np.arange(n) / C.SAMPLE_RATE_HZ
-    audio = 0.003 * rng.standard_normal(n)
-    start, stop = n // 4, 3 * n // 4
-    span = stop - start
-    pitch = np.linspace(140.0, 260.0, span)
-    phase = 2 * np.pi * np.cumsum(pitch) / C.SAMPLE_RATE_HZ
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 9))
-    envelope = np.sin(np.pi * np.arange(span) / span) ** 2 * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t[:span]))
-    audio[start:stop] += 0.25 * envelope * voiced + 0.02 * envelope * rng.standard_normal(span)
-    return np.clip(audio, -1.0, 1.0)
-
-
-def stream_features(frames: int, seed: int = 0) -> np.ndarray:
-    """`frames` rows of uint16 front-end features (frames, 40) of the synthetic clip, looped.
-
-    The clip is repeated in the audio domain and run through one front end (mww.features), so the
-    stream is continuous, as on the device; the result is cut (or, if short, tiled) to `frames`.
-    """
-    from mww.features import audio_to_uint16_features
-
-    clip = synthetic_clip(seed)
-    needed = (frames + 1) * C.STEP_SAMPLES + C.WINDOW_SAMPLES
-    audio = np.tile(clip, -(-needed // len(clip)))[:needed]
-    features = audio_to_uint16_features(audio)
-    if len(features) == 0:
-        return np.zeros((frames, C.MEL_BINS), dtype=np.uint16)
-    return np.resize(features, (frames, C.MEL_BINS)).astype(np.uint16)
-
-
-def _device_inputs(
-    shape: list[int], dtype: np.dtype, steps: int, seed: int = 0
-) -> tuple[list[np.ndarray], str]:
-    """Inputs as the device writes them, and a few words saying what they are.
-
-    For the device layout [1, stride, 40]: uint16 front-end features of synthetic audio
-    (`stream_features`), sliced into chunks of `stride` frames, converted with the device's integer
-    rule (mww.features.quantize_uint16). A float input gets the value that int8 stands for; any
-    other layout gets plain random data of its dtype.
-    """
-    from mww.features import dequantize_input, quantize_uint16
-
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
-    device_layout = len(shape) == 3 and shape[0] == 1 and shape[2] == C.MEL_BINS and shape[1] >= 1
-    if device_layout:
-        stride = shape[1]
-        quantized = quantize_uint16(stream_features(steps * stride, seed))
-        inputs = []
-        for step in range(steps):
-            q = quantized[step * stride : (step + 1) * stride][np.newaxis]
-            value = dequantize_input(q) if dtype.kind == "f" else q
-            inputs.append(np.asarray(value).astype(dtype))
-        seconds = steps * stride * C.STEP_SAMPLES / C.SAMPLE_RATE_HZ
-        what = (
-            f"device-quantized features of {seconds:g} s of synthetic tone + noise audio, "
-            f"{stride} frames per call"
-        )
-        return inputs, what
-    inputs = []
-    for _ in range(steps):
-        if dtype.kind == "f":
-            value = rng.standard_normal(shape)
-        elif dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            value = rng.integers(info.min, int(info.max) + 1, size=shape)
-        else:
-            value = np.zeros(shape)
-        inputs.append(np.asarray(value).astype(dtype))
-    return inputs, f"random {dtype} inputs (the input is not [1, stride, {C.MEL_BINS}])"
-
-
 _FIX_RUN = "re-export with mww-export; the model must allocate and run in TFLite Micro with uint8 output"
 _FIX_STATE = (
     "export the streaming (stateful) model with mww-export, not the non-streaming one: "
@@ -526,15 +126,17 @@ _FIX_STATE = (
 )
 
 
-def _run_checks(model_bytes: bytes, graph: _Graph, arena: int, steps: int) -> tuple[list[Check], list[int]]:
+def _run_checks(
+    model_bytes: bytes, graph: ModelGraph, arena: int, steps: int
+) -> tuple[list[Check], list[int]]:
     """Invoke `steps` times at the measured arena, as the device would; then check the state."""
     outputs: list[np.ndarray] = []
     inputs: list[np.ndarray] = []
-    with _native_stderr() as log:
+    with native_stderr() as log:
         try:
-            device = _interpreter(model_bytes, arena)
+            device = micro_interpreter(model_bytes, arena)
             details = device.get_input_details(0)
-            inputs, what = _device_inputs([int(d) for d in details["shape"]], details["dtype"], steps)
+            inputs, what = device_inputs([int(d) for d in details["shape"]], details["dtype"], steps)
             for value in inputs:
                 device.set_input(value, 0)
                 device.invoke()
@@ -576,7 +178,7 @@ def _run_checks(model_bytes: bytes, graph: _Graph, arena: int, steps: int) -> tu
     return [invoke, _state_check(model_bytes, graph, arena, inputs)], seen
 
 
-def _state_check(model_bytes: bytes, graph: _Graph, arena: int, inputs: list[np.ndarray]) -> Check:
+def _state_check(model_bytes: bytes, graph: ModelGraph, arena: int, inputs: list[np.ndarray]) -> Check:
     """The values read from the resource variables must change as inputs stream in.
 
     Runs a tensor-preserving interpreter (its arena holds every tensor at once, so it is larger
@@ -593,9 +195,9 @@ def _state_check(model_bytes: bytes, graph: _Graph, arena: int, inputs: list[np.
         )
     changed = 0
     calls = 0
-    with _native_stderr():
+    with native_stderr():
         try:
-            interpreter = _interpreter(model_bytes, arena + graph.dynamic_bytes + 4096, preserve=True)
+            interpreter = micro_interpreter(model_bytes, arena + graph.dynamic_bytes + 4096, preserve=True)
             first: list[np.ndarray] = []
             for value in inputs:
                 interpreter.set_input(value, 0)
@@ -993,8 +595,8 @@ def verify_model(
     if invoke_steps < 2:
         raise ValueError("invoke_steps must be at least 2 to see state carry between invocations")
     path = Path(tflite_path)
-    data = _read_model_bytes(path)
-    graph = _analyze(data, path)
+    data = read_model_bytes(path)
+    graph = analyze_bytes(data, path)
     report = graph.report
     manifest_file = Path(manifest_path) if manifest_path is not None else path.with_suffix(".json")
     manifest = _load_manifest(manifest_file) if manifest_path is not None or manifest_file.is_file() else None
