@@ -12,9 +12,9 @@
    stride-sized chunks in stream order so the ring buffers hold realistic history; one value is
    pinned to 0 and one to 26, so the input range is exactly [0, 26], which gives the device's
    input scale 26/255 and zero point -128;
-4. measures the tensor arena in TFLite Micro and adds `ARENA_MARGIN_FRACTION` plus
-   `ARENA_MARGIN_BYTES` (unless `export.tensor_arena_size` is positive), writes the manifest, and
-   verifies model and manifest with `mww.verify.verify_model`;
+4. measures the tensor arena in TFLite Micro and adds the margin of
+   `mww.tflm_arena.declared_arena_size` (unless `export.tensor_arena_size` is positive), writes
+   the manifest, and verifies model and manifest with `mww.verify.verify_model`;
 5. writes `esphome.yaml`, the `micro_wake_word:` block to paste into the device's YAML
    (`mww.esphome`), for int8 exports.
 
@@ -66,11 +66,6 @@ from mww.verify import (
     verify_model,
 )
 
-# Declared arena = measured (TFLite Micro reference kernels) + 10 % + 1 KiB, rounded up to 16 bytes.
-# The 10 % covers kernels that need more scratch than the reference ones (ESP-NN); the fixed part
-# covers ESPHome's resource-variable table, which always has 20 slots while the reference
-# interpreter sizes it to the model's own variable count. The official models declare 7-12 % above
-# the reference need; this is a little more generous.
 # At most this many stride-sized chunks of training features calibrate the quantization.
 REPRESENTATIVE_MAX_CHUNKS = 20000
 REPRESENTATIVE_KINDS = ("positive", "hard_negative", "negative")
