@@ -9,10 +9,14 @@ from mww.augment import (
     augment_clips,
     augmentation_files,
     build_augmenter,
+    chunk_count,
+    chunk_samples,
     effective_variants,
     load_end_frames,
     open_augmented_store,
+    piece_of,
     place_clip,
+    variant_span,
 )
 from mww.config import load_preset
 from mww.config_schema import AUGMENTATION_NAMES
@@ -49,7 +53,7 @@ def dataset(tmp_path):
 
 
 def features_of(result, store):
-    return {key: np.array(store.get(key)) for variants in result.variants.values() for key, _ in variants}
+    return {v.key: np.array(store.get(v.key)) for variants in result.variants.values() for v in variants}
 
 
 def store_for(cfg, processed_dir=None):
@@ -114,6 +118,54 @@ def test_short_negatives_end_where_positives_end_and_long_ones_are_cropped():
     assert len(crops) > 10
 
 
+def test_long_negatives_are_cut_into_pieces_that_each_fit_the_window(tmp_path):
+    aug = config(tmp_path).augmentation
+    window = round(WINDOW_S * SAMPLE_RATE_HZ)
+    piece = chunk_samples(aug)
+    assert piece == window - round(JITTER[1] * SAMPLE_RATE_HZ)  # 24000 - 3280 samples
+    assert chunk_count("negative", 1.2, aug) == 1 and chunk_count("positive", 60.0, aug) == 1
+    assert chunk_count("hard_negative", 60.0, aug) == 1  # those keep their end instead
+    n = int(3.5 * piece)
+    assert chunk_count("negative", n / SAMPLE_RATE_HZ, aug) == 4
+    audio = np.arange(1, n + 1, dtype=np.float32)  # no zero: placement's silence is told apart
+    parts = [piece_of(audio, v, 4, aug) for v in range(4)]
+    assert np.array_equal(np.concatenate(parts), audio)  # every sample once, in order
+    assert np.array_equal(piece_of(audio, 5, 4, aug), parts[1])  # variant 5 holds piece 1 again
+    assert piece_of(audio, 0, 1, aug) is audio
+    spans = [variant_span("negative", n / SAMPLE_RATE_HZ, aug, v) for v in range(4)]
+    assert spans[1] == pytest.approx((piece / SAMPLE_RATE_HZ, piece / SAMPLE_RATE_HZ))
+    assert spans[3] == pytest.approx((3 * piece / SAMPLE_RATE_HZ, 0.5 * piece / SAMPLE_RATE_HZ), abs=1e-4)
+    assert variant_span("positive", 60.0, aug, 3) == (0.0, 60.0)
+    rng = np.random.default_rng(0)
+    for part in parts:  # a piece is never cropped by the placement: it ends `jitter` before the end
+        placed, _ = place_clip(part, WINDOW_S, *JITTER, rng, "negative")
+        end = last_nonzero(placed)
+        assert np.array_equal(placed[end - part.size : end], part)
+
+
+def test_every_piece_of_a_long_negative_is_a_variant(tmp_path):
+    """A 3.5-piece negative whose pitch rises piece by piece: one variant per piece, in order."""
+    cfg = config(tmp_path, enabled=False)
+    piece = chunk_samples(cfg.augmentation)
+    pitches = (300.0, 900.0, 2000.0, 4500.0)
+    audio = np.concatenate([tone(piece / SAMPLE_RATE_HZ, f, seed=i) for i, f in enumerate(pitches)])
+    audio = audio[: int(3.5 * piece)]
+    path = write(tmp_path / "dataset" / "negative" / "radio.wav", audio)
+    seconds = audio.size / SAMPLE_RATE_HZ
+    result = augment_clips([Clip(path, "negative", None, seconds)], cfg, store_for(cfg))
+    variants = result.variants[path]
+    assert len(variants) == 4 and result.computed == 4
+    assert [v.start_s for v in variants] == pytest.approx([i * piece / SAMPLE_RATE_HZ for i in range(4)])
+    assert sum(v.length_s for v in variants) == pytest.approx(seconds)
+    store = store_for(cfg)
+    loudest = [int(np.argmax(np.array(store.get(v.key)).max(axis=0))) for v in variants]
+    print(f"\nloudest mel bin of each piece (rising pitch): {loudest}")
+    assert loudest == sorted(loudest) and len(set(loudest)) == 4
+    more = augment_clips([Clip(path, "negative", None, seconds)], config(tmp_path, variants_per_clip=6))
+    assert len(more.variants[path]) == 6  # more variants than pieces: the pieces come round again
+    assert [v.start_s for v in more.variants[path]][4:] == pytest.approx([0.0, piece / SAMPLE_RATE_HZ])
+
+
 # --------------------------------------------------------------------------- what the model sees
 
 
@@ -138,10 +190,10 @@ def test_augmentation_changes_the_features(dataset):
     for clip in clips:
         assert len(plain.variants[clip.path]) == 1  # off: one unaugmented variant
         assert len(augmented.variants[clip.path]) == 2
-        key, end_frame = plain.variants[clip.path][0]
-        assert augmented.variants[clip.path][0] == (key, end_frame)  # same placement, same key
+        key, end_frame = plain.variants[clip.path][0][:2]
+        assert augmented.variants[clip.path][0][:2] == (key, end_frame)  # same placement, same key
         assert not np.array_equal(plain_features[key], on_features[key])
-        variant0, variant1 = (on_features[k] for k, _ in augmented.variants[clip.path])
+        variant0, variant1 = (on_features[k] for k, *_ in augmented.variants[clip.path])
         assert not np.array_equal(variant0, variant1)  # each variant is a fresh draw
         assert plain_features[key].shape == (frames_for_duration_ms(WINDOW_S * 1000), 40)
 
@@ -215,7 +267,7 @@ def test_end_frames_sidecar_matches_the_result(dataset):
     ends = load_end_frames(store)
     window_frames = frames_for_duration_ms(WINDOW_S * 1000)
     for clip in clips:
-        for key, end_frame in result.variants[clip.path]:
+        for key, end_frame, _start, _length in result.variants[clip.path]:
             assert ends[key] == end_frame
             assert store.n_rows(key) == window_frames
             # every clip that fits ends about 0.2 s (20 frames) before the window end

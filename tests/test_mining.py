@@ -33,3 +33,18 @@ def test_mining_keeps_the_highest_windows_above_threshold_and_round_trips(tmp_pa
         predict, store, pool, input_frames=10, stride=2, fp_threshold=1.1, max_samples=3
     )
     assert none == []
+
+
+def test_a_window_of_a_piece_of_a_long_recording_gives_its_place_in_the_file(tmp_path):
+    store = FeatureStore(tmp_path / "store", width=2)
+    loud = np.zeros((30, 2), np.uint16)
+    loud[20:, 0] = 1000
+    store.put_many({"piece": loud})
+    # the variant holds 0.25 s of the file from 40.0 s on, ending at frame 25 (0.25 s) of the variant
+    pool = [PoolEntry("piece", tmp_path / "radio.wav", 25, 0.25, 40.0)]
+    mined = mine_hard_negatives(
+        lambda x: (x[:, :, 0] > 0).mean(axis=1), store, pool, 10, 2, fp_threshold=0.5, max_samples=1
+    )
+    # window end 0.30 s, clip start 0.0 s in the variant: 0.30 s into the piece, clamped to its
+    # 0.25 s, plus the piece's 40.0 s start
+    assert mined[0].offset_s == 40.25

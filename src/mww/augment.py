@@ -8,6 +8,10 @@ setting and the content of the background and RIR files, so changing any of them
 store, while variants already stored are reused. `end_frames.json` in the store folder records
 where the clip ends in each variant, for the training sampler.
 
+A negative longer than the window is cut into consecutive pieces that each fit it (`chunk_count`),
+and variant `v` holds piece `v % pieces`, so training sees the whole recording rather than one crop;
+such a clip gets at least one variant per piece.
+
 A variant is keyed `"{file_key}:{variant}:{seed}"` and computed from a random state seeded by that
 key alone, so the result does not depend on the worker count or on the order of the work.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -44,7 +49,7 @@ logger = logging.getLogger(__name__)
 # negatives too: if only positives ended there, "speech that stops 0.2 s before the decision" would
 # be enough to tell them apart, and the model would fire on any negative heard at that moment.
 # Kinds whose longer clips keep their end (the wake word, and the phrases that sound like it);
-# longer clips of other kinds are cropped at a random offset.
+# longer clips of other kinds are cut into pieces that fit (`chunk_count`).
 END_ALIGNED_KINDS = frozenset({"positive", "hard_negative"})
 
 # Ranges of the transforms whose ranges the config does not set (openWakeWord / microWakeWord values).
@@ -56,7 +61,7 @@ TRANSFORM_RANGES: dict[str, Any] = {
     "gain_db": [-12.0, 0.0],
 }
 # Bump when the way variants are computed changes: it is part of the store fingerprint.
-AUGMENT_VERSION = 2
+AUGMENT_VERSION = 3
 
 END_FRAMES_NAME = "end_frames.json"
 SETTINGS_NAME = "settings.json"
@@ -72,6 +77,8 @@ class Variant(NamedTuple):
 
     key: str
     end_frame: int
+    start_s: float = 0.0  # where the variant's audio starts in the source file
+    length_s: float = 0.0  # how much of the source file it holds
 
 
 @dataclass
@@ -86,6 +93,54 @@ class AugmentResult:
 
 
 # --------------------------------------------------------------------------- placement
+
+
+def chunk_samples(aug_cfg: AugmentationConfig) -> int:
+    """Length of the pieces a long negative is cut into: the window less the largest jitter.
+
+    A piece then fits the window whole when placed `jitter` seconds before its end, as every clip is.
+    """
+    window = round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ)
+    return max(1, window - math.ceil(aug_cfg.max_jitter_s * SAMPLE_RATE_HZ))
+
+
+def chunk_count(kind: str, duration_s: float, aug_cfg: AugmentationConfig) -> int:
+    """Pieces a clip is cut into: 1 for positives, hard negatives and negatives that fit the window.
+
+    A longer negative (a recording of a radio, say) is cut into consecutive pieces of `chunk_samples`,
+    the last one shorter, so that training hears all of it.
+    """
+    if kind in END_ALIGNED_KINDS:
+        return 1
+    return max(1, math.ceil(round(duration_s * SAMPLE_RATE_HZ) / chunk_samples(aug_cfg)))
+
+
+def variant_span(
+    kind: str, duration_s: float, aug_cfg: AugmentationConfig, variant: int
+) -> tuple[float, float]:
+    """(start, length) in seconds of the part of the source file variant number `variant` holds."""
+    pieces = chunk_count(kind, duration_s, aug_cfg)
+    if pieces == 1:
+        return 0.0, float(duration_s)
+    piece_s = chunk_samples(aug_cfg) / SAMPLE_RATE_HZ
+    start = (variant % pieces) * piece_s
+    return start, max(0.0, min(piece_s, float(duration_s) - start))
+
+
+def piece_of(audio: np.ndarray, variant: int, pieces: int, aug_cfg: AugmentationConfig) -> np.ndarray:
+    """The audio variant number `variant` holds: piece `variant % pieces` of a clip cut into `pieces`.
+
+    The last piece takes whatever is left, should the file be a few samples off its listed length.
+    """
+    if pieces <= 1:
+        return audio
+    index, size = variant % pieces, chunk_samples(aug_cfg)
+    return audio[index * size : (index + 1) * size] if index < pieces - 1 else audio[index * size :]
+
+
+def variant_count(kind: str, duration_s: float, aug_cfg: AugmentationConfig) -> int:
+    """Variants made of one clip: `effective_variants`, and at least one per piece of a long negative."""
+    return max(effective_variants(aug_cfg), chunk_count(kind, duration_s, aug_cfg))
 
 
 def end_frame_for_sample(end_sample: int) -> int:
@@ -345,7 +400,7 @@ def _seed_of(key: str) -> int:
 
 # --------------------------------------------------------------------------- the parallel stage
 
-_Task = tuple[Path, str, str, tuple[int, ...], int]
+_Task = tuple[Path, str, str, tuple[int, ...], int, int]  # path, key, kind, variants, seed, pieces
 _Output = tuple[Path, int, list[tuple[str, np.ndarray, int]], str]
 _WORKER: dict[str, Any] = {}
 
@@ -356,7 +411,7 @@ def _init_worker(aug_cfg: AugmentationConfig, background: list[Path], rirs: list
 
 
 def _augment_task(task: _Task) -> _Output:
-    path, clip_key, kind, variants, seed = task
+    path, clip_key, kind, variants, seed, pieces = task
     aug_cfg: AugmentationConfig = _WORKER["config"]
     augmenter = _WORKER["augmenter"]
     try:
@@ -366,13 +421,14 @@ def _augment_task(task: _Task) -> _Output:
     outputs = []
     try:
         for variant in variants:
+            part = piece_of(audio, variant, pieces, aug_cfg)
             key = variant_key(clip_key, variant, seed)
             item_seed = _seed_of(key)
             # audiomentations draws from both `random` and the legacy NumPy state.
             random.seed(item_seed)
             np.random.seed(item_seed % 2**32)
             placed, end_frame = place_clip(
-                audio,
+                part,
                 aug_cfg.augmentation_duration_s,
                 aug_cfg.min_jitter_s,
                 aug_cfg.max_jitter_s,
@@ -411,7 +467,6 @@ def augment_clips(
     if store is None:
         store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs)
     end_frames = load_end_frames(store)
-    n_variants = effective_variants(aug_cfg)
 
     result = AugmentResult(store_root=store.root)
     keys_of: dict[Path, list[str]] = {}
@@ -423,7 +478,10 @@ def augment_clips(
         except OSError as exc:
             result.failed[Path(clip.path)] = f"cannot read the file: {exc}"
             continue
-        keys = [variant_key(clip_key, v, seed) for v in range(n_variants)]
+        pieces = chunk_count(clip.kind, clip.duration_s, aug_cfg)
+        keys = [
+            variant_key(clip_key, v, seed) for v in range(variant_count(clip.kind, clip.duration_s, aug_cfg))
+        ]
         keys_of[clip.path] = keys
         missing = []
         for variant, key in enumerate(keys):
@@ -433,7 +491,7 @@ def augment_clips(
                 pending.add(key)
                 missing.append(variant)
         if missing:
-            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed))
+            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces))
 
     if todo:
         for message in missing_source_warnings(aug_cfg, background, rirs):
@@ -451,13 +509,17 @@ def augment_clips(
             min_variants_per_worker,
         )
 
-    for path, keys in keys_of.items():
-        if path in result.failed:
+    for clip in clips:
+        keys = keys_of.get(clip.path, [])
+        if not keys or clip.path in result.failed:
             continue
         if all(key in end_frames for key in keys):
-            result.variants[path] = [Variant(key, end_frames[key]) for key in keys]
+            spans = [variant_span(clip.kind, clip.duration_s, aug_cfg, v) for v in range(len(keys))]
+            result.variants[clip.path] = [
+                Variant(key, end_frames[key], *span) for key, span in zip(keys, spans, strict=True)
+            ]
         else:  # a copy of a file whose augmentation failed under another path
-            result.failed[path] = "a file with the same content could not be augmented"
+            result.failed[clip.path] = "a file with the same content could not be augmented"
     if result.failed:
         logger.warning(
             "%d clip(s) could not be augmented and are left out, e.g. %s: %s",

@@ -32,8 +32,9 @@ class PoolEntry(NamedTuple):
 
     key: str
     path: Path
-    end_frame: int  # where the clip ends in the variant
-    duration_s: float  # the clip's own duration
+    end_frame: int  # where the clip's audio ends in the variant
+    duration_s: float  # how much of the source file the variant holds
+    start_s: float = 0.0  # where that audio starts in the source file (a piece of a long recording)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class MinedWindow:
     start: int  # first frame of the window in the stored variant
     score: float
     source: str
-    offset_s: float  # where the window ends in the source file (approximate for cropped clips)
+    offset_s: float  # where the window ends in the source file
 
 
 def mine_hard_negatives(
@@ -68,7 +69,7 @@ def mine_hard_negatives(
         ends = window_ends(features.shape[0], input_frames, stride)
         clip_start_s = entry.end_frame * step_s - entry.duration_s
         for i in np.flatnonzero(scores >= fp_threshold):
-            offset = min(max(ends[i] * step_s - clip_start_s, 0.0), entry.duration_s)
+            offset = entry.start_s + min(max(ends[i] * step_s - clip_start_s, 0.0), entry.duration_s)
             found.append(
                 MinedWindow(
                     entry.key,

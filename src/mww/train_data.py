@@ -41,7 +41,7 @@ class EvalData:
     kinds: list[str]
     positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive clip (placed)
     positive_paths: list[Path]
-    negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative clip (placed)
+    negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative clip (placed; long ones whole)
     hard_negative_streams: list[np.ndarray]  # float32 [frames, 40] per hard negative clip (placed)
     ambient_streams: list[np.ndarray]  # float32 [frames, 40] per ambient recording (clean)
     ambient_paths: list[Path]
@@ -126,6 +126,9 @@ def eval_data(
         if features.shape[0] < input_frames:
             continue
         windows.append(features[-input_frames:])
+        whole = prepared.features.keys.get(clip.path)
+        if len(variants) > 1 and whole is not None:  # a long negative, cut into pieces: stream all of it
+            features = uint16_to_float(np.asarray(prepared.store.get(whole)))
         labels.append(LABELS[clip.kind])
         kinds.append(clip.kind)
         if clip.kind == "positive":
@@ -200,7 +203,7 @@ def build_training_data(config: MwwConfig, input_frames: int, progress: bool = T
         )
         if kind == "negative":
             pool = [
-                PoolEntry(v.key, c.path, v.end_frame, c.duration_s)
+                PoolEntry(v.key, c.path, v.end_frame, v.length_s, v.start_s)
                 for c in train_clips
                 if c.kind == kind
                 for v in augmented.variants.get(c.path, [])
