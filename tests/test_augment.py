@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import build_dataset, make_config, tone, write
+from mww import augment
 from mww.augment import (
     augment_clips,
     augmentation_files,
@@ -118,23 +119,27 @@ def test_short_negatives_end_where_positives_end_and_long_ones_are_cropped():
     assert len(crops) > 10
 
 
-def test_long_negatives_are_cut_into_pieces_that_each_fit_the_window(tmp_path):
+def test_long_negatives_are_cut_into_equal_pieces_that_each_fit_the_window(tmp_path):
     aug = config(tmp_path).augmentation
     window = round(WINDOW_S * SAMPLE_RATE_HZ)
     piece = chunk_samples(aug)
     assert piece == window - round(JITTER[1] * SAMPLE_RATE_HZ)  # 24000 - 3280 samples
     assert chunk_count("negative", 1.2, aug) == 1 and chunk_count("positive", 60.0, aug) == 1
     assert chunk_count("hard_negative", 60.0, aug) == 1  # those keep their end instead
+    assert chunk_count("negative", WINDOW_S, aug) == 1  # what fits the window stays whole
+    assert chunk_count("negative", WINDOW_S + 0.01, aug) == 2
     n = int(3.5 * piece)
     assert chunk_count("negative", n / SAMPLE_RATE_HZ, aug) == 4
     audio = np.arange(1, n + 1, dtype=np.float32)  # no zero: placement's silence is told apart
-    parts = [piece_of(audio, v, 4, aug) for v in range(4)]
+    parts = [piece_of(audio, v, 4) for v in range(4)]
     assert np.array_equal(np.concatenate(parts), audio)  # every sample once, in order
-    assert np.array_equal(piece_of(audio, 5, 4, aug), parts[1])  # variant 5 holds piece 1 again
-    assert piece_of(audio, 0, 1, aug) is audio
+    assert max(p.size for p in parts) - min(p.size for p in parts) <= 1 and parts[0].size <= piece
+    assert np.array_equal(piece_of(audio, 5, 4), parts[1])  # variant 5 holds piece 1 again
+    assert piece_of(audio, 0, 1) is audio
     spans = [variant_span("negative", n / SAMPLE_RATE_HZ, aug, v) for v in range(4)]
-    assert spans[1] == pytest.approx((piece / SAMPLE_RATE_HZ, piece / SAMPLE_RATE_HZ))
-    assert spans[3] == pytest.approx((3 * piece / SAMPLE_RATE_HZ, 0.5 * piece / SAMPLE_RATE_HZ), abs=1e-4)
+    size = parts[0].size / SAMPLE_RATE_HZ
+    assert spans[1] == pytest.approx((size, size))
+    assert spans[3] == pytest.approx((3 * size, parts[3].size / SAMPLE_RATE_HZ))
     assert variant_span("positive", 60.0, aug, 3) == (0.0, 60.0)
     rng = np.random.default_rng(0)
     for part in parts:  # a piece is never cropped by the placement: it ends `jitter` before the end
@@ -144,18 +149,17 @@ def test_long_negatives_are_cut_into_pieces_that_each_fit_the_window(tmp_path):
 
 
 def test_every_piece_of_a_long_negative_is_a_variant(tmp_path):
-    """A 3.5-piece negative whose pitch rises piece by piece: one variant per piece, in order."""
+    """A negative of four tones, each the length of one piece, pitch rising: one variant per tone."""
     cfg = config(tmp_path, enabled=False)
-    piece = chunk_samples(cfg.augmentation)
+    seconds_each = 0.9 * chunk_samples(cfg.augmentation) / SAMPLE_RATE_HZ
     pitches = (300.0, 900.0, 2000.0, 4500.0)
-    audio = np.concatenate([tone(piece / SAMPLE_RATE_HZ, f, seed=i) for i, f in enumerate(pitches)])
-    audio = audio[: int(3.5 * piece)]
+    audio = np.concatenate([tone(seconds_each, f, seed=i) for i, f in enumerate(pitches)])
     path = write(tmp_path / "dataset" / "negative" / "radio.wav", audio)
     seconds = audio.size / SAMPLE_RATE_HZ
     result = augment_clips([Clip(path, "negative", None, seconds)], cfg, store_for(cfg))
     variants = result.variants[path]
     assert len(variants) == 4 and result.computed == 4
-    assert [v.start_s for v in variants] == pytest.approx([i * piece / SAMPLE_RATE_HZ for i in range(4)])
+    assert [v.start_s for v in variants] == pytest.approx([i * seconds_each for i in range(4)], abs=1e-3)
     assert sum(v.length_s for v in variants) == pytest.approx(seconds)
     store = store_for(cfg)
     loudest = [int(np.argmax(np.array(store.get(v.key)).max(axis=0))) for v in variants]
@@ -163,7 +167,26 @@ def test_every_piece_of_a_long_negative_is_a_variant(tmp_path):
     assert loudest == sorted(loudest) and len(set(loudest)) == 4
     more = augment_clips([Clip(path, "negative", None, seconds)], config(tmp_path, variants_per_clip=6))
     assert len(more.variants[path]) == 6  # more variants than pieces: the pieces come round again
-    assert [v.start_s for v in more.variants[path]][4:] == pytest.approx([0.0, piece / SAMPLE_RATE_HZ])
+    assert [v.start_s for v in more.variants[path]][4:] == pytest.approx([0.0, seconds_each], abs=1e-3)
+
+
+def test_the_pieces_of_a_long_negative_are_split_into_tasks_with_the_same_result(tmp_path, monkeypatch):
+    cfg = config(tmp_path, enabled=False)
+    seconds = 6.0
+    path = write(tmp_path / "dataset" / "negative" / "long.wav", tone(seconds, 650.0, seed=3))
+    clip = Clip(path, "negative", None, seconds)
+    whole = augment_clips([clip], cfg, store_for(cfg, tmp_path / "one"))
+    monkeypatch.setattr(augment, "MAX_VARIANTS_PER_TASK", 2)
+    tasks: list[int] = []
+    real_task = augment._augment_task
+    monkeypatch.setattr(
+        augment, "_augment_task", lambda task: (tasks.append(len(task[3])), real_task(task))[1]
+    )
+    split = augment_clips([clip], cfg, store_for(cfg, tmp_path / "two"))
+    assert len(whole.variants[path]) == 5 and tasks == [2, 2, 1]
+    assert split.variants[path] == whole.variants[path]
+    two, one = store_for(cfg, tmp_path / "two"), store_for(cfg, tmp_path / "one")
+    assert all(np.array_equal(two.get(v.key), one.get(v.key)) for v in whole.variants[path])
 
 
 # --------------------------------------------------------------------------- what the model sees

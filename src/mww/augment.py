@@ -67,6 +67,9 @@ END_FRAMES_NAME = "end_frames.json"
 SETTINGS_NAME = "settings.json"
 FLUSH_EVERY = 512  # variants buffered before a store append + sidecar write
 MIN_VARIANTS_PER_WORKER = 500  # a worker costs ~1.5 s CPU to start (imports, librosa), ~250 variants
+MAX_VARIANTS_PER_TASK = (
+    256  # variants of one clip per task, so the pieces of a long recording spread over workers
+)
 
 
 class Variant(NamedTuple):
@@ -96,7 +99,7 @@ class AugmentResult:
 
 
 def chunk_samples(aug_cfg: AugmentationConfig) -> int:
-    """Length of the pieces a long negative is cut into: the window less the largest jitter.
+    """Longest piece a long negative is cut into: the window less the largest jitter.
 
     A piece then fits the window whole when placed `jitter` seconds before its end, as every clip is.
     """
@@ -107,12 +110,19 @@ def chunk_samples(aug_cfg: AugmentationConfig) -> int:
 def chunk_count(kind: str, duration_s: float, aug_cfg: AugmentationConfig) -> int:
     """Pieces a clip is cut into: 1 for positives, hard negatives and negatives that fit the window.
 
-    A longer negative (a recording of a radio, say) is cut into consecutive pieces of `chunk_samples`,
-    the last one shorter, so that training hears all of it.
+    A negative longer than the window (a recording of a radio, say) is cut into consecutive pieces
+    of equal length, at most `chunk_samples` each, so that training hears all of it.
     """
-    if kind in END_ALIGNED_KINDS:
+    samples = round(duration_s * SAMPLE_RATE_HZ)
+    if kind in END_ALIGNED_KINDS or samples <= round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ):
         return 1
-    return max(1, math.ceil(round(duration_s * SAMPLE_RATE_HZ) / chunk_samples(aug_cfg)))
+    return math.ceil(samples / chunk_samples(aug_cfg))
+
+
+def _piece_bounds(samples: int, pieces: int, variant: int) -> tuple[int, int]:
+    size = math.ceil(samples / pieces)
+    first = (variant % pieces) * size
+    return first, min(samples, first + size)
 
 
 def variant_span(
@@ -122,20 +132,16 @@ def variant_span(
     pieces = chunk_count(kind, duration_s, aug_cfg)
     if pieces == 1:
         return 0.0, float(duration_s)
-    piece_s = chunk_samples(aug_cfg) / SAMPLE_RATE_HZ
-    start = (variant % pieces) * piece_s
-    return start, max(0.0, min(piece_s, float(duration_s) - start))
+    first, end = _piece_bounds(round(duration_s * SAMPLE_RATE_HZ), pieces, variant)
+    return first / SAMPLE_RATE_HZ, (end - first) / SAMPLE_RATE_HZ
 
 
-def piece_of(audio: np.ndarray, variant: int, pieces: int, aug_cfg: AugmentationConfig) -> np.ndarray:
-    """The audio variant number `variant` holds: piece `variant % pieces` of a clip cut into `pieces`.
-
-    The last piece takes whatever is left, should the file be a few samples off its listed length.
-    """
+def piece_of(audio: np.ndarray, variant: int, pieces: int) -> np.ndarray:
+    """The audio variant number `variant` holds: piece `variant % pieces` of a clip cut into `pieces`."""
     if pieces <= 1:
         return audio
-    index, size = variant % pieces, chunk_samples(aug_cfg)
-    return audio[index * size : (index + 1) * size] if index < pieces - 1 else audio[index * size :]
+    first, end = _piece_bounds(audio.shape[0], pieces, variant)
+    return audio[first:end]
 
 
 def variant_count(kind: str, duration_s: float, aug_cfg: AugmentationConfig) -> int:
@@ -421,7 +427,7 @@ def _augment_task(task: _Task) -> _Output:
     outputs = []
     try:
         for variant in variants:
-            part = piece_of(audio, variant, pieces, aug_cfg)
+            part = piece_of(audio, variant, pieces)
             key = variant_key(clip_key, variant, seed)
             item_seed = _seed_of(key)
             # audiomentations draws from both `random` and the legacy NumPy state.
@@ -490,8 +496,9 @@ def augment_clips(
             else:
                 pending.add(key)
                 missing.append(variant)
-        if missing:
-            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces))
+        for first in range(0, len(missing), MAX_VARIANTS_PER_TASK):  # a long recording: several tasks
+            part = tuple(missing[first : first + MAX_VARIANTS_PER_TASK])
+            todo.append((Path(clip.path), clip_key, clip.kind, part, seed, pieces))
 
     if todo:
         for message in missing_source_warnings(aug_cfg, background, rirs):

@@ -59,12 +59,9 @@ from mww.model import (
     training_input_frames,
 )
 from mww.runtime import device_chunks, run_invocations
-from mww.verify import (
-    VerifyError,
-    declared_arena_size,
-    measure_tensor_arena,
-    verify_model,
-)
+from mww.tflite_graph import VerifyError
+from mww.tflm_arena import declared_arena_size, measure_tensor_arena
+from mww.verify import verify_model
 
 # At most this many stride-sized chunks of training features calibrate the quantization.
 REPRESENTATIVE_MAX_CHUNKS = 20000

@@ -26,7 +26,8 @@ from mww.features import (
     quantize_uint16,
     uint16_to_float,
 )
-from mww.verify import VerifyError, analyze_model_architecture, declared_arena_size, measure_tensor_arena
+from mww.tflite_graph import VerifyError, analyze_model_architecture
+from mww.tflm_arena import declared_arena_size, measure_tensor_arena
 
 
 class ModelLoadError(Exception):
