@@ -72,6 +72,15 @@ def build_dataset(root: Path, speakers: int = 10, per_speaker: int = 3, negative
         write(root / "ambient" / f"amb{i}.wav", tone(5.0, 150.0 + i))
 
 
+AUTO_TUNING_COVERED: set[str] = set()
+
+
+def covers(*keys: str):
+    """Mark a test as the one showing the effect of these auto_tuning keys (test_autotune checks all are)."""
+    AUTO_TUNING_COVERED.update(keys)
+    return lambda test: test
+
+
 # --------------------------------------------------------------------------- measured figures in the log
 # Tests print what they measured (recall, FA/h, uint8 deviations, timings). pytest hides the output of
 # passing tests, so it is collected here and shown once at the end of the run, where a CI log keeps it.
