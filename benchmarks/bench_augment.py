@@ -1,12 +1,15 @@
 """Offline augmentation throughput, and SpecAugment time per batch.
 
 Usage: python benchmarks/bench_augment.py [--clips 300] [--seconds 1.5] [--workers N] [--variants 4]
+                                         [--long-negative SECONDS]
 Synthetic clips, background noises and room impulse responses are generated in a temp folder;
 the standard preset's probabilities, SNR range, jitter and 3.2 s window are used. Reports:
   * per variant, in one process: placement + augmentation, and featurization, separately;
   * the cached stage `augment_clips` (decode + place + augment + featurize + store), cold with
     1 worker and with all workers, then warm (everything cached);
-  * SpecAugment (NumPy) per batch of 128 x 204 x 40 at the max_quality masks and at larger ones.
+  * SpecAugment (NumPy) per batch of 128 x 204 x 40 at the max_quality masks and at larger ones;
+  * with --long-negative: one negative recording that long, cut into window-sized pieces (one
+    variant per piece), augmented and featurized in one worker.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--long-negative", type=float, default=0.0, help="seconds; 0 = skip")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +129,7 @@ def main() -> None:
         )
         warm_s = time.perf_counter() - start
         assert warm.computed == 0
+        long_timing = long_negative(root, cfg, background, rirs, args) if args.long_negative > 0 else None
 
     batch = np.random.default_rng(1).random((128, 204, MEL_BINS), dtype=np.float32)
     spec_rng = np.random.default_rng(2)
@@ -161,6 +166,26 @@ def main() -> None:
         print(f"load average during the run: {os.getloadavg()[0]:.2f} (others' work skews wall times)")
     for label, seconds in spec.items():
         print(f"SpecAugment NumPy, batch 128x204x40, {label}: {seconds * 1e3:.3f} ms/batch")
+    if long_timing:
+        pieces, seconds = long_timing
+        print(
+            f"long negative of {args.long_negative:.0f} s cut into {pieces} pieces, one worker: "
+            f"{pieces / seconds:.1f} pieces/s = {args.long_negative / seconds:.0f} s of audio per second "
+            f"({seconds:.2f} s wall)"
+        )
+
+
+def long_negative(root: Path, cfg, background: list[Path], rirs: list[Path], args) -> tuple[int, float]:
+    """(pieces, wall seconds) of augmenting one long negative recording, every piece once."""
+    rng = np.random.default_rng(3)
+    n = round(args.long_negative * SAMPLE_RATE_HZ)
+    x = 0.1 * rng.standard_normal(n) * (1 + np.sin(2 * np.pi * 0.5 * np.arange(n) / SAMPLE_RATE_HZ))
+    path = write_wav(root / "negative" / "long" / "radio.wav", x.astype(np.float32))
+    clip = Clip(path, "negative", None, n / SAMPLE_RATE_HZ)
+    store = open_augmented_store(root / "long", cfg.augmentation, background, rirs)
+    start = time.perf_counter()
+    result = augment_clips([clip], cfg, store, num_workers=1)
+    return result.computed, time.perf_counter() - start
 
 
 if __name__ == "__main__":

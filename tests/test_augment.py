@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from conftest import build_dataset, make_config, tone, write
-from mww import augment
 from mww.augment import (
     augment_clips,
     augmentation_files,
@@ -168,25 +167,6 @@ def test_every_piece_of_a_long_negative_is_a_variant(tmp_path):
     more = augment_clips([Clip(path, "negative", None, seconds)], config(tmp_path, variants_per_clip=6))
     assert len(more.variants[path]) == 6  # more variants than pieces: the pieces come round again
     assert [v.start_s for v in more.variants[path]][4:] == pytest.approx([0.0, seconds_each], abs=1e-3)
-
-
-def test_the_pieces_of_a_long_negative_are_split_into_tasks_with_the_same_result(tmp_path, monkeypatch):
-    cfg = config(tmp_path, enabled=False)
-    seconds = 6.0
-    path = write(tmp_path / "dataset" / "negative" / "long.wav", tone(seconds, 650.0, seed=3))
-    clip = Clip(path, "negative", None, seconds)
-    whole = augment_clips([clip], cfg, store_for(cfg, tmp_path / "one"))
-    monkeypatch.setattr(augment, "MAX_VARIANTS_PER_TASK", 2)
-    tasks: list[int] = []
-    real_task = augment._augment_task
-    monkeypatch.setattr(
-        augment, "_augment_task", lambda task: (tasks.append(len(task[3])), real_task(task))[1]
-    )
-    split = augment_clips([clip], cfg, store_for(cfg, tmp_path / "two"))
-    assert len(whole.variants[path]) == 5 and tasks == [2, 2, 1]
-    assert split.variants[path] == whole.variants[path]
-    two, one = store_for(cfg, tmp_path / "two"), store_for(cfg, tmp_path / "one")
-    assert all(np.array_equal(two.get(v.key), one.get(v.key)) for v in whole.variants[path])
 
 
 # --------------------------------------------------------------------------- what the model sees

@@ -67,9 +67,6 @@ END_FRAMES_NAME = "end_frames.json"
 SETTINGS_NAME = "settings.json"
 FLUSH_EVERY = 512  # variants buffered before a store append + sidecar write
 MIN_VARIANTS_PER_WORKER = 500  # a worker costs ~1.5 s CPU to start (imports, librosa), ~250 variants
-MAX_VARIANTS_PER_TASK = (
-    256  # variants of one clip per task, so the pieces of a long recording spread over workers
-)
 
 
 class Variant(NamedTuple):
@@ -496,9 +493,8 @@ def augment_clips(
             else:
                 pending.add(key)
                 missing.append(variant)
-        for first in range(0, len(missing), MAX_VARIANTS_PER_TASK):  # a long recording: several tasks
-            part = tuple(missing[first : first + MAX_VARIANTS_PER_TASK])
-            todo.append((Path(clip.path), clip_key, clip.kind, part, seed, pieces))
+        if missing:
+            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces))
 
     if todo:
         for message in missing_source_warnings(aug_cfg, background, rirs):
