@@ -65,5 +65,13 @@ def test_write_wav_is_atomic_and_pcm16(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["x.wav"]  # no temp file left
 
 
-def test_to_pcm16_clips():
-    assert to_pcm16(np.array([2.0, -2.0, 0.0], np.float32)).tolist() == [32767, -32767, 0]
+def test_to_pcm16_clips_and_undoes_reading_16_bit_audio_as_floats():
+    assert to_pcm16(np.array([2.0, 1.0, -1.0, -2.0, 0.0], np.float32)).tolist() == [
+        32767,
+        32767,
+        -32768,
+        -32768,
+        0,
+    ]
+    every = np.arange(-32768, 32768, dtype=np.int16)
+    np.testing.assert_array_equal(to_pcm16(every.astype(np.float32) / 32768), every)

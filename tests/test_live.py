@@ -213,8 +213,8 @@ def test_streaming_in_pieces_equals_the_whole_file(spoken_wavs):
 
 
 def test_float_path_of_the_runtime_is_the_same_device(spoken_wavs):
-    """read_device_pcm16 gives the stored samples; the float path (load_audio) sees the same features
-    up to its 32767/32768 rescaling, and finds the same detections."""
+    """read_device_pcm16 gives the stored samples; the float path (load_audio, then to_pcm16) gives them
+    back exactly, and finds the same detections."""
     from mww.runtime import audio_outputs, read_device_audio
 
     wav = spoken_wavs["okay_nabu"]
@@ -224,6 +224,7 @@ def test_float_path_of_the_runtime_is_the_same_device(spoken_wavs):
     np.testing.assert_array_equal(pcm, stored)
     floats = read_device_audio(wav)
     np.testing.assert_array_equal(floats, stored.astype(np.float32) / 32768)
+    np.testing.assert_array_equal(to_pcm16(floats), stored)
     from mww.detection import detect
 
     settings = (model.probability_cutoff, model.sliding_window_size)

@@ -66,8 +66,12 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, float]:
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] to int16 PCM, the format the device front end consumes."""
-    scaled = np.round(np.clip(samples, -1.0, 1.0) * 32767.0)
+    """Float samples in [-1, 1] to int16 PCM, the format the device front end consumes.
+
+    The inverse of reading 16-bit audio as floats (value / 32768), so a 16-bit file comes back sample
+    for sample; +1.0 is clipped to 32767.
+    """
+    scaled = np.clip(np.round(np.asarray(samples, dtype=np.float32) * np.float32(32768.0)), -32768, 32767)
     return scaled.astype(np.int16)
 
 

@@ -30,7 +30,7 @@ def frontend_fingerprint() -> str:
         "noise_reduction": C.NOISE_REDUCTION,
         "pcan": C.PCAN_GAIN_CONTROL,
         "log_scale": C.LOG_SCALE,
-        "pcm": "int16-round",
+        "pcm": "int16-x32768",
         "pymicro_features": version("pymicro-features"),
     }
     blob = json.dumps(settings, sort_keys=True).encode()
