@@ -335,7 +335,11 @@ def _before_after(report: dict) -> str:
 
 @pytest.mark.slow
 def test_autotune_improves_an_under_trained_checkpoint_on_the_test_split(wake, tmp_path, capsys):
-    """The issue's test: from a checkpoint that misses the targets to better held-out numbers."""
+    """The issue's test: from a checkpoint that misses the targets to better held-out numbers.
+
+    Measured (not asserted) with this fixture over the tuner seeds 0-5: five of six meet the criterion;
+    seed 3 tunes to settings with two false activations in the 1.2 min of test audio.
+    """
     out = tmp_path / "tuning"
     cfg = config_file(wake, tmp_path)
     argv = ["--checkpoint", str(wake[2]), "--config", cfg, "--output-dir", str(out)]
