@@ -122,15 +122,18 @@ def _piece_bounds(samples: int, pieces: int, variant: int) -> tuple[int, int]:
     return first, min(samples, first + size)
 
 
-def variant_span(
-    kind: str, duration_s: float, aug_cfg: AugmentationConfig, variant: int
-) -> tuple[float, float]:
-    """(start, length) in seconds of the part of the source file variant number `variant` holds."""
-    pieces = chunk_count(kind, duration_s, aug_cfg)
+def _span(duration_s: float, pieces: int, variant: int) -> tuple[float, float]:
     if pieces == 1:
         return 0.0, float(duration_s)
     first, end = _piece_bounds(round(duration_s * SAMPLE_RATE_HZ), pieces, variant)
     return first / SAMPLE_RATE_HZ, (end - first) / SAMPLE_RATE_HZ
+
+
+def variant_span(
+    kind: str, duration_s: float, aug_cfg: AugmentationConfig, variant: int
+) -> tuple[float, float]:
+    """(start, length) in seconds of the part of the source file variant number `variant` holds."""
+    return _span(duration_s, chunk_count(kind, duration_s, aug_cfg), variant)
 
 
 def piece_of(audio: np.ndarray, variant: int, pieces: int) -> np.ndarray:
@@ -139,11 +142,6 @@ def piece_of(audio: np.ndarray, variant: int, pieces: int) -> np.ndarray:
         return audio
     first, end = _piece_bounds(audio.shape[0], pieces, variant)
     return audio[first:end]
-
-
-def variant_count(kind: str, duration_s: float, aug_cfg: AugmentationConfig) -> int:
-    """Variants made of one clip: `effective_variants`, and at least one per piece of a long negative."""
-    return max(effective_variants(aug_cfg), chunk_count(kind, duration_s, aug_cfg))
 
 
 def end_frame_for_sample(end_sample: int) -> int:
@@ -472,7 +470,7 @@ def augment_clips(
     end_frames = load_end_frames(store)
 
     result = AugmentResult(store_root=store.root)
-    keys_of: dict[Path, list[str]] = {}
+    keys_of: dict[Path, tuple[list[str], int]] = {}  # path -> (variant keys, pieces)
     todo: list[_Task] = []
     pending: set[str] = set()
     for clip in clips:
@@ -481,11 +479,10 @@ def augment_clips(
         except OSError as exc:
             result.failed[Path(clip.path)] = f"cannot read the file: {exc}"
             continue
+        # at least one variant per piece of a long negative
         pieces = chunk_count(clip.kind, clip.duration_s, aug_cfg)
-        keys = [
-            variant_key(clip_key, v, seed) for v in range(variant_count(clip.kind, clip.duration_s, aug_cfg))
-        ]
-        keys_of[clip.path] = keys
+        keys = [variant_key(clip_key, v, seed) for v in range(max(effective_variants(aug_cfg), pieces))]
+        keys_of[clip.path] = keys, pieces
         missing = []
         for variant, key in enumerate(keys):
             if (key in store and key in end_frames) or key in pending:
@@ -513,13 +510,13 @@ def augment_clips(
         )
 
     for clip in clips:
-        keys = keys_of.get(clip.path, [])
-        if not keys or clip.path in result.failed:
+        if clip.path not in keys_of or clip.path in result.failed:
             continue
+        keys, pieces = keys_of[clip.path]
         if all(key in end_frames for key in keys):
-            spans = [variant_span(clip.kind, clip.duration_s, aug_cfg, v) for v in range(len(keys))]
             result.variants[clip.path] = [
-                Variant(key, end_frames[key], *span) for key, span in zip(keys, spans, strict=True)
+                Variant(key, end_frames[key], *_span(clip.duration_s, pieces, v))
+                for v, key in enumerate(keys)
             ]
         else:  # a copy of a file whose augmentation failed under another path
             result.failed[clip.path] = "a file with the same content could not be augmented"
