@@ -169,6 +169,22 @@ def test_every_piece_of_a_long_negative_is_a_variant(tmp_path):
     assert [v.start_s for v in more.variants[path]][4:] == pytest.approx([0.0, seconds_each], abs=1e-3)
 
 
+def test_first_only_makes_the_first_piece_alone(tmp_path):
+    """Evaluation asks for one placed copy of each clip: of a long negative, its first piece only."""
+    cfg = config(tmp_path, enabled=False)
+    seconds_each = 0.9 * chunk_samples(cfg.augmentation) / SAMPLE_RATE_HZ
+    audio = np.concatenate([tone(seconds_each, f, seed=i) for i, f in enumerate((300.0, 900.0, 2000.0))])
+    path = write(tmp_path / "dataset" / "negative" / "radio.wav", audio)
+    clip = Clip(path, "negative", None, audio.size / SAMPLE_RATE_HZ)
+    first = augment_clips([clip], cfg, store_for(cfg), first_only=True)
+    assert first.computed == 1 and len(first.variants[path]) == 1
+    assert first.variants[path][0].start_s == 0.0
+    assert first.variants[path][0].length_s == pytest.approx(seconds_each, abs=1e-3)
+    every = augment_clips([clip], cfg, store_for(cfg))
+    assert every.computed == 2 and every.reused == 1  # the first piece is the same variant, reused
+    assert every.variants[path][0] == first.variants[path][0]
+
+
 # --------------------------------------------------------------------------- what the model sees
 
 

@@ -9,8 +9,9 @@ import math
 import pytest
 
 from conftest import build_dataset, tone, write
-from mww.augment import chunk_samples
+from mww.augment import chunk_samples, open_augmented_store, variant_key
 from mww.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS
+from mww.featurize import file_key
 from mww.train import Trainer
 from mww.train_data import build_training_data, eval_data
 from test_train import tiny_config
@@ -48,6 +49,11 @@ def test_a_long_negative_is_trained_on_and_evaluated_whole(tmp_path):
     stream_s = stream.shape[0] * WINDOW_STEP_MS / 1000
     print(f"\n{LONG_S:.0f} s negatives: {pieces} training pieces each, validation streams {stream_s:.2f} s")
     assert stream_s > LONG_S - 0.1  # streamed whole, so FA/h counts all of it
-    assert (
-        eval_data(cfg, data.prepared, "validation", input_frames).negative_paths == validation.negative_paths
+    again = eval_data(cfg, data.prepared, "validation", input_frames)
+    assert again.negative_paths == validation.negative_paths
+    assert again.negative_streams[again.negative_paths.index(pinned)].shape == stream.shape
+    placed_store = open_augmented_store(
+        cfg.paths.processed_dir, dataclasses.replace(cfg.augmentation, enabled=False), [], []
     )
+    pinned_keys = {variant_key(file_key(pinned), v, 0) for v in range(pieces)}
+    assert len(pinned_keys & set(placed_store.keys())) == 1  # evaluation placed its first piece only

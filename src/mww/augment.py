@@ -453,11 +453,13 @@ def augment_clips(
     background_files: Sequence[Path] | None = None,
     rir_files: Sequence[Path] | None = None,
     min_variants_per_worker: int = MIN_VARIANTS_PER_WORKER,
+    first_only: bool = False,
 ) -> AugmentResult:
     """Make sure every clip's augmented variants are in the store; returns their keys and end frames.
 
     `store` defaults to `open_augmented_store` under `paths.processed_dir`; background and RIR files
-    default to `augmentation_files(config)`. Clips that cannot be read end up in `failed`.
+    default to `augmentation_files(config)`. Clips that cannot be read end up in `failed`. With
+    `first_only` each clip gets its first variant only (of a long negative: its first piece).
     """
     aug_cfg = config.augmentation
     if background_files is None or rir_files is None:
@@ -481,7 +483,8 @@ def augment_clips(
             continue
         # at least one variant per piece of a long negative
         pieces = chunk_count(clip.kind, clip.duration_s, aug_cfg)
-        keys = [variant_key(clip_key, v, seed) for v in range(max(effective_variants(aug_cfg), pieces))]
+        count = 1 if first_only else max(effective_variants(aug_cfg), pieces)
+        keys = [variant_key(clip_key, v, seed) for v in range(count)]
         keys_of[clip.path] = keys, pieces
         missing = []
         for variant, key in enumerate(keys):

@@ -102,10 +102,13 @@ def check_dataset(prepared: PreparedData, config: MwwConfig) -> None:
 def _placed(
     config: MwwConfig, clips: list[Clip], workers: int, progress: bool
 ) -> tuple[AugmentResult, FeatureStore]:
-    """Clips placed in the training window as the device hears them: no augmentation, one variant."""
+    """Clips placed in the training window as the device hears them: no augmentation, one variant
+    (of a long negative: its first piece)."""
     plain = replace(config, augmentation=replace(config.augmentation, enabled=False))
     store = open_augmented_store(config.paths.processed_dir, plain.augmentation, [], [])
-    result = augment_clips(clips, plain, store, workers, progress, background_files=[], rir_files=[])
+    result = augment_clips(
+        clips, plain, store, workers, progress, background_files=[], rir_files=[], first_only=True
+    )
     return result, store
 
 
@@ -127,7 +130,7 @@ def eval_data(
             continue
         windows.append(features[-input_frames:])
         whole = prepared.features.keys.get(clip.path)
-        if len(variants) > 1 and whole is not None:  # a long negative, cut into pieces: stream all of it
+        if variants[0].length_s < clip.duration_s and whole is not None:  # a long negative: stream it whole
             features = uint16_to_float(np.asarray(prepared.store.get(whole)))
         labels.append(LABELS[clip.kind])
         kinds.append(clip.kind)
