@@ -31,7 +31,9 @@ TARGET = TuneTarget(fah=0.3, recall=0.92)
 
 
 def tuning(**changes) -> AutoTuningConfig:
-    return dataclasses.replace(AutoTuningConfig(), **changes)
+    """The defaults with `changes`; without a cutoff margin unless one is given (its own test below):
+    the hand-made sweeps list a few settings and leave every other cutoff at 100 FA/h."""
+    return dataclasses.replace(AutoTuningConfig(), **{"cutoff_margin": 0.0, **changes})
 
 
 def state(pw=1.0, hw=40.0, **kw) -> TuneState:
@@ -272,10 +274,12 @@ def test_search_ranges_bound_the_chosen_setting():
 def test_the_default_range_measures_an_under_trained_start_where_it_detects_something():
     """An under-trained model scores its wake words low: at cutoffs from 0.5 up it detects nothing,
     so the start would be measured at recall 0 and lowering the cutoff could never buy recall."""
-    sweep = sweep_of({1: [(0.15, 0.4, 0.0), (0.12, 0.5, 7.2), (0.5, 0.0, 0.0), (0.99, 0.0, 0.0)]})
+    low = [(round(0.05 + 0.01 * i, 2), 0.5, 7.2) for i in range(5)]  # 0.05..0.09: one false activation
+    rest = [(round(0.10 + 0.01 * i, 2), 0.4 if i <= 10 else 0.0, 0.0) for i in range(90)]  # 0.10..0.99
+    sweep = sweep_of({1: low + rest})
     default = AutoTuningConfig()
     assert default.cutoff_min <= 0.1
-    assert choose_point(sweep, default, TARGET) == Point(0.0, 0.4, 0.15, 1)
+    assert choose_point(sweep, default, TARGET) == Point(0.0, 0.4, 0.2, 1)  # 0.15..0.20 within the margin
     assert choose_point(sweep, tuning(cutoff_min=0.5), TARGET).recall == 0.0
 
 
@@ -283,3 +287,29 @@ def test_window_range_matches_the_evaluation_sweep():
     field = {f.name: f for f in dataclasses.fields(AutoTuningConfig)}
     assert field["window_max"].metadata["max"] == max(OPERATING_POINT_WINDOWS)
     assert field["window_min"].metadata["min"] == min(OPERATING_POINT_WINDOWS)
+
+
+@covers("cutoff_margin")
+def test_cutoff_margin_keeps_headroom_below_the_chosen_cutoff():
+    """A cutoff just above the loudest validation false activation is not chosen: the FA/h target must
+    also hold `cutoff_margin` below it, or the point counts as above the FA/h target (and mines)."""
+    # Window 3: no false activation from 0.50 up, 7.2 FA/h at 0.44..0.49 (every other window 100 FA/h).
+    rows = [(round(0.44 + 0.01 * i, 2), 0.9 - 0.01 * i, 7.2 if i < 6 else 0.0) for i in range(56)]
+    sweep = sweep_of({3: rows})
+    for margin, cutoff in ((0.0, 0.5), (0.05, 0.55), (0.1, 0.6)):
+        chosen = choose_point(sweep, tuning(cutoff_margin=margin, cutoff_min=0.45), TARGET)
+        assert (chosen.cutoff, chosen.window, chosen.fah, chosen.guarded_fah) == (cutoff, 3, 0.0, 0.0)
+        assert chosen.recall == pytest.approx(0.9 - (cutoff - 0.44)) and chosen.meets_fah(TARGET)
+        assert chosen.as_dict()["fah_within_margin"] == 0.0
+    # The edge of window 3 measured with a margin: 0 FA/h at its cutoff, 7.2 within the margin.
+    at_edge = next(
+        p
+        for p in operating_points(sweep, tuning(cutoff_margin=0.05, cutoff_min=0.45))
+        if (p.cutoff, p.window) == (0.5, 3)
+    )
+    assert at_edge.fah == 0.0 and at_edge.guarded_fah == 7.2
+    easy = TuneTarget(0.3, 0.5)
+    assert not at_edge.meets_fah(TARGET) and not at_edge.meets(easy)
+    assert Point(0.0, 0.86, 0.5, 3).meets(easy)  # the same setting measured without a margin
+    decision = run_decide(state(), at_edge, tuning(cutoff_margin=0.05))
+    assert decision.action == "raise_hard_negative" and decision.mine

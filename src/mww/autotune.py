@@ -53,6 +53,7 @@ CSV_COLUMNS = (
     "iteration",
     "step",
     "fah",
+    "fah_within_margin",
     "recall",
     "probability_cutoff",
     "sliding_window_size",
@@ -238,7 +239,8 @@ class AutoTuner:
             f"  mining: training negatives scoring >= {tuning.mining_fp_threshold:g}, at most "
             f"{tuning.mining_max_samples} windows per iteration",
             f"  search: cutoff {tuning.cutoff_min:.2f}..{tuning.cutoff_max:.2f} x window "
-            f"{tuning.window_min}..{tuning.window_max}; not worse than the start: recall at most "
+            f"{tuning.window_min}..{tuning.window_max}, the FA/h target also met {tuning.cutoff_margin:g} "
+            f"below the cutoff; not worse than the start: recall at most "
             f"{tuning.recall_tolerance:g} lower, FA/h at most {tuning.fah_tolerance:g} higher",
             f"output      {self.output_dir}/: {TUNED_NAME}, {sidecar_path(TUNED_NAME).name}, "
             f"calibration.json, {ITERATIONS_CSV}, {REPORT_NAME}",
@@ -395,6 +397,7 @@ class AutoTuner:
         }
         record = {
             "validation_fah": point.fah,
+            "validation_fah_within_margin": point.guarded_fah,
             "validation_recall": point.recall,
             "iteration": point.iteration,
             "positive_class_weight": state.positive_weight,
@@ -408,6 +411,8 @@ class AutoTuner:
                 **calibration,
                 "recall": point.recall,
                 "fah": point.fah,
+                "fah_within_margin": point.guarded_fah,
+                "cutoff_margin": self.config.auto_tuning.cutoff_margin,
                 "target_fah": target.fah,
                 "target_recall": target.recall,
                 "meets_targets": point.meets(target),
@@ -472,6 +477,7 @@ class AutoTuner:
                     "iteration": point.iteration,
                     "step": session.step,
                     "fah": point.fah,
+                    "fah_within_margin": point.guarded_fah,
                     "recall": point.recall,
                     "probability_cutoff": point.cutoff,
                     "sliding_window_size": point.window,
@@ -664,7 +670,8 @@ def _split_line(name: str, data: EvalData) -> str:
 def _iteration_line(row: Mapping[str, Any]) -> str:
     """The one line printed per iteration."""
     return (
-        f"iteration {row['iteration']:>3}  FA/h {row['fah']:8.3f}  recall {row['recall']:.3f}  cutoff "
+        f"iteration {row['iteration']:>3}  FA/h {row['fah']:8.3f} ({row['fah_within_margin']:.3f} within "
+        f"margin)  recall {row['recall']:.3f}  cutoff "
         f"{row['probability_cutoff']:.2f}  window {row['sliding_window_size']:>2}"
         f"{'  *best*' if row['new_best'] else '        '}  {row['action']}"
     )

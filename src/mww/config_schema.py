@@ -363,6 +363,8 @@ class AutoTuningConfig:
     max_hard_negative_weight: float = setting(200.0, gt=0)
     cutoff_min: float = setting(0.05, gt=0, lt=1)
     cutoff_max: float = setting(0.99, gt=0, lt=1, ge_field="cutoff_min")
+    # The FA/h target must also hold this far below the chosen cutoff: headroom for unheard audio.
+    cutoff_margin: float = setting(0.05, min=0, lt=1)
     window_min: int = setting(1, min=1, max=10)
     window_max: int = setting(10, min=1, max=10, ge_field="window_min")
     recall_tolerance: float = setting(0.02, min=0, max=1)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mww.config_schema import AutoTuningConfig, MwwConfig
@@ -91,20 +91,29 @@ class Point:
     cutoff: float
     window: int
     iteration: int = 0
+    # The most FA/h at the cutoffs down to cutoff - cutoff_margin (None: fah). Derived from the same
+    # sweep as fah, so it does not take part in comparing two points.
+    margin_fah: float | None = field(default=None, compare=False)
+
+    @property
+    def guarded_fah(self) -> float:
+        """FA/h with the cutoff margin: the most at this cutoff or up to `cutoff_margin` below it."""
+        return self.fah if self.margin_fah is None else max(self.fah, self.margin_fah)
 
     def meets_fah(self, target: TuneTarget) -> bool:
-        """FA/h at or below the target."""
-        return self.fah <= target.fah
+        """FA/h at or below the target, also `cutoff_margin` below the cutoff."""
+        return self.guarded_fah <= target.fah
 
     def meets(self, target: TuneTarget) -> bool:
-        """Both targets met."""
-        return self.fah <= target.fah and self.recall >= target.recall
+        """Both targets met (FA/h with the cutoff margin)."""
+        return self.meets_fah(target) and self.recall >= target.recall
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view with the manifest's key names."""
         return {
             "iteration": self.iteration,
             "fah": self.fah,
+            "fah_within_margin": self.guarded_fah,
             "recall": self.recall,
             "probability_cutoff": self.cutoff,
             "sliding_window_size": self.window,
@@ -114,8 +123,8 @@ class Point:
 def score(point: Point, target: TuneTarget) -> tuple[Any, ...]:
     """How good a point is (higher is better): within the FA/h target more recall, above it less FA/h."""
     if point.meets_fah(target):
-        return (1, point.recall >= target.recall, point.recall, -point.fah)
-    return (0, False, -point.fah, point.recall)
+        return (1, point.recall >= target.recall, point.recall, -point.guarded_fah)
+    return (0, False, -point.guarded_fah, point.recall)
 
 
 def rank(point: Point, target: TuneTarget) -> tuple[Any, ...]:
@@ -127,7 +136,7 @@ def rank(point: Point, target: TuneTarget) -> tuple[Any, ...]:
     """
     head = score(point, target)
     if point.meets(target):
-        return (*head[:2], -point.fah, point.cutoff, point.window, point.recall)
+        return (*head[:2], -point.guarded_fah, point.cutoff, point.window, point.recall)
     return (*head, point.cutoff, -point.window)
 
 
@@ -136,7 +145,7 @@ def acceptable(point: Point, start: Point, tuning: AutoTuningConfig, target: Tun
     if point.meets(target):
         return True
     return (
-        point.fah <= start.fah + tuning.fah_tolerance
+        point.guarded_fah <= start.guarded_fah + tuning.fah_tolerance
         and point.recall >= start.recall - tuning.recall_tolerance
     )
 
@@ -168,7 +177,12 @@ def check_search_ranges(tuning: AutoTuningConfig) -> None:
 
 
 def operating_points(sweep: Mapping[str, Any], tuning: AutoTuningConfig, iteration: int = 0) -> list[Point]:
-    """Every (cutoff, window) of an evaluation sweep (`measure(...)["sweep"]`) inside the search ranges."""
+    """Every (cutoff, window) of an evaluation sweep (`measure(...)["sweep"]`) inside the search ranges.
+
+    Each point also carries the most FA/h measured at the cutoffs from `cutoff - cutoff_margin` up to
+    its own (the sweep's cutoffs ascend): the FA/h target must hold there too, so the chosen cutoff
+    keeps that much headroom above the validation audio's loudest false activations.
+    """
     cutoffs = [float(c) for c in sweep["cutoffs"]]
     points = []
     for name, curve in sweep["windows"].items():
@@ -177,9 +191,10 @@ def operating_points(sweep: Mapping[str, Any], tuning: AutoTuningConfig, iterati
             continue
         for i, cutoff in enumerate(cutoffs):
             if tuning.cutoff_min - 1e-9 <= cutoff <= tuning.cutoff_max + 1e-9:
-                points.append(
-                    Point(float(curve["fah"][i]), float(curve["recall"][i]), cutoff, window, iteration)
-                )
+                low = next(j for j, c in enumerate(cutoffs) if c >= cutoff - tuning.cutoff_margin - 1e-9)
+                margin_fah = max(float(f) for f in curve["fah"][low : i + 1])
+                fah, recall = float(curve["fah"][i]), float(curve["recall"][i])
+                points.append(Point(fah, recall, cutoff, window, iteration, margin_fah))
     if not points:
         raise AutoTuneError(
             "The cutoff and window search ranges of auto_tuning (cutoff "
@@ -329,11 +344,11 @@ def decide(
     mine = tuning.mining_max_samples > 0
     mining = "mine hard negatives, " if mine else ""
     if improved and state.best is not None:  # the last burst helped: the same again
-        if point.fah > target.fah:
+        if not point.meets_fah(target):
             detail = f"better, FA/h above target: {mining}same class weights, train on"
             return decision("mine" if mine else "train", detail, mine)
         return decision("train", "better, recall below target: same class weights, train on")
-    if point.fah > target.fah:
+    if not point.meets_fah(target):
         recall_fell = point.recall < start.recall - tuning.recall_tolerance
         if recall_fell and pw < tuning.max_positive_weight:
             new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
