@@ -24,6 +24,7 @@ at `drift_learning_rate_factor` times the learning rate of the burst that drifte
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -184,6 +185,8 @@ def operating_points(sweep: Mapping[str, Any], tuning: AutoTuningConfig, iterati
     keeps that much headroom above the validation audio's loudest false activations.
     """
     cutoffs = [float(c) for c in sweep["cutoffs"]]
+    # Per cutoff, the index of the lowest cutoff within the margin below it (the same for every window).
+    lows = [bisect_left(cutoffs, cutoff - tuning.cutoff_margin - 1e-9) for cutoff in cutoffs]
     points = []
     for name, curve in sweep["windows"].items():
         window = int(name)
@@ -191,8 +194,7 @@ def operating_points(sweep: Mapping[str, Any], tuning: AutoTuningConfig, iterati
             continue
         for i, cutoff in enumerate(cutoffs):
             if tuning.cutoff_min - 1e-9 <= cutoff <= tuning.cutoff_max + 1e-9:
-                low = next(j for j, c in enumerate(cutoffs) if c >= cutoff - tuning.cutoff_margin - 1e-9)
-                margin_fah = max(float(f) for f in curve["fah"][low : i + 1])
+                margin_fah = max(float(f) for f in curve["fah"][lows[i] : i + 1])
                 fah, recall = float(curve["fah"][i]), float(curve["recall"][i])
                 points.append(Point(fah, recall, cutoff, window, iteration, margin_fah))
     if not points:
