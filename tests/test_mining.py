@@ -2,6 +2,7 @@ import numpy as np
 
 from mww.feature_store import FeatureStore
 from mww.mining import MINED_CSV, PoolEntry, load_mined, mine_hard_negatives, save_mined
+from mww.scoring import window_scorer
 
 
 def test_mining_keeps_the_highest_windows_above_threshold_and_round_trips(tmp_path):
@@ -14,8 +15,9 @@ def test_mining_keeps_the_highest_windows_above_threshold_and_round_trips(tmp_pa
     def predict(x):  # share of "loud" frames in the window
         return (x[:, :, 0] > 0).mean(axis=1)
 
+    scorer = window_scorer(predict, input_frames=10, stride=2)
     mined = mine_hard_negatives(
-        predict, store, pool, input_frames=10, stride=2, fp_threshold=0.5, max_samples=3
+        scorer, store, pool, input_frames=10, stride=2, fp_threshold=0.5, max_samples=3
     )
     assert [m.key for m in mined] == ["a", "a", "a"]
     assert [m.score for m in mined] == sorted((m.score for m in mined), reverse=True)
@@ -30,7 +32,7 @@ def test_mining_keeps_the_highest_windows_above_threshold_and_round_trips(tmp_pa
     assert csv[0].startswith("source_file,offset_s,score") and len(csv) == 4
     assert load_mined(tmp_path / "nothing") == []
     none = mine_hard_negatives(
-        predict, store, pool, input_frames=10, stride=2, fp_threshold=1.1, max_samples=3
+        scorer, store, pool, input_frames=10, stride=2, fp_threshold=1.1, max_samples=3
     )
     assert none == []
 
@@ -42,9 +44,8 @@ def test_a_window_of_a_piece_of_a_long_recording_gives_its_place_in_the_file(tmp
     store.put_many({"piece": loud})
     # the variant holds 0.25 s of the file from 40.0 s on, ending at frame 25 (0.25 s) of the variant
     pool = [PoolEntry("piece", tmp_path / "radio.wav", 25, 0.25, 40.0)]
-    mined = mine_hard_negatives(
-        lambda x: (x[:, :, 0] > 0).mean(axis=1), store, pool, 10, 2, fp_threshold=0.5, max_samples=1
-    )
+    scorer = window_scorer(lambda x: (x[:, :, 0] > 0).mean(axis=1), 10, 2)
+    mined = mine_hard_negatives(scorer, store, pool, 10, 2, fp_threshold=0.5, max_samples=1)
     # window end 0.30 s, clip start 0.0 s in the variant: 0.30 s into the piece, clamped to its
     # 0.25 s, plus the piece's 40.0 s start
     assert mined[0].offset_s == 40.25

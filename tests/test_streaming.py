@@ -9,7 +9,8 @@ import pytest
 from mww.config import config_from_dict
 from mww.constants import FEATURE_MAX_FLOAT, MEL_BINS
 from mww.model import build_model, receptive_field_frames, training_input_frames
-from mww.streaming import StreamingModel, fold_batch_norm
+from mww.scoring import window_ends, window_scorer
+from mww.streaming import StreamingModel, fold_batch_norm, sequence_scorer
 from test_model import ARCHITECTURES
 
 FLOAT_TOLERANCE = 1e-5
@@ -74,6 +75,36 @@ def float_streaming_deviation(overrides: dict) -> tuple[np.ndarray, np.ndarray]:
 def test_float_streaming_model_matches_keras(overrides):
     deviation, _ = float_streaming_deviation(overrides)
     assert deviation.max() <= FLOAT_TOLERANCE
+
+
+@pytest.mark.parametrize("overrides", list(CASES.values()), ids=list(CASES))
+def test_sequence_scorer_gives_every_window_of_the_non_streaming_model(overrides, monkeypatch):
+    """One pass per stream equals the model on each invocation's window: long streams cut in pieces,
+    equal-length pieces batched, streams shorter than a window give nothing."""
+    import mww.streaming
+
+    cfg = config_from_dict({"model": overrides})
+    model = fresh_model(cfg)
+    frames, stride = int(model.input_shape[1]), cfg.model.stride
+    rng = np.random.default_rng(1)
+    long = rng.uniform(0, FEATURE_MAX_FLOAT, (frames + 100 * stride + 2, MEL_BINS)).astype(np.float32)
+    streams = [long, long[7:], long[: frames + 9 * stride], long[-frames - 9 * stride :], long[: frames - 1]]
+    reference = window_scorer(lambda x: model(x, training=False).numpy()[:, 0], frames, stride)(streams)
+    assert [r.size for r in reference] == [window_ends(f.shape[0], frames, stride).size for f in streams]
+    assert reference[0].size == 1 + (100 * stride + 2) // stride and reference[-1].size == 0
+    assert reference[0].std() > 10 * FLOAT_TOLERANCE  # the output really moves
+    whole = sequence_scorer(model, cfg.model)(streams)
+    monkeypatch.setattr(mww.streaming, "SEQUENCE_CHUNK_WINDOWS", 20)  # pieces of up to 20 invocations
+    pieces = sequence_scorer(model, cfg.model)(streams)
+    worst = max(float(np.abs(a - b).max(initial=0.0)) for a, b in zip(whole, reference, strict=True))
+    print(
+        f"\n{cfg.model.architecture} {overrides}: sequence vs windows over {sum(r.size for r in reference)} "
+        f"invocations: max |diff| {worst:.2e}; outputs {reference[0].min():.3f}..{reference[0].max():.3f}"
+    )
+    for got in (whole, pieces):
+        assert [g.shape for g in got] == [r.shape for r in reference]
+        for g, r in zip(got, reference, strict=True):
+            np.testing.assert_allclose(g, r, rtol=0, atol=FLOAT_TOLERANCE)
 
 
 def test_streaming_does_not_depend_on_models_built_before_in_the_process():

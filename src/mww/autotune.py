@@ -95,7 +95,6 @@ class _Session:
     model: Any
     optimizer: Any
     train_step: Callable[..., Any]
-    predict: Callable[[np.ndarray], np.ndarray]
     data: Any  # mww.train_data.TrainingData
     test: EvalData
     shipped: Any  # mww.export.Calibration of the starting checkpoint
@@ -271,7 +270,7 @@ class AutoTuner:
         import keras
 
         from mww.specaugment import get_spec_augment
-        from mww.train import compile_predict, compile_train_step
+        from mww.train import compile_train_step
         from mww.train_data import build_training_data, eval_data
 
         cfg, tuning = self.config, self.config.auto_tuning
@@ -291,7 +290,6 @@ class AutoTuner:
             model=model,
             optimizer=optimizer,
             train_step=compile_train_step(model, optimizer, cfg.training.batch_size, frames),
-            predict=compile_predict(model, frames),
             data=data,
             test=test,
             shipped=shipped,
@@ -311,8 +309,7 @@ class AutoTuner:
         """uint8 outputs of the current weights on every stream of one split (float Keras model)."""
         from mww.evaluate import keras_outputs_fn, run_outputs
 
-        frames, stride = session.trainer.input_frames, self.config.model.stride
-        return run_outputs(data, keras_outputs_fn(session.model, frames, stride))
+        return run_outputs(data, keras_outputs_fn(session.model, self.config.model))
 
     def _measure(
         self, session: _Session, data: EvalData, outputs: Any, cutoff: float, window: int, source: str
@@ -332,10 +329,11 @@ class AutoTuner:
     def _mine(self, session: _Session) -> int:
         """Mine fresh hard negatives from the training negatives; returns how many were new."""
         from mww.mining import mine_hard_negatives, save_mined
+        from mww.streaming import sequence_scorer
 
         tuning, trainer, data = self.config.auto_tuning, session.trainer, session.data
         fresh = mine_hard_negatives(
-            session.predict,
+            sequence_scorer(session.model, self.config.model),
             data.train_store,
             data.negative_pool,
             trainer.input_frames,

@@ -31,9 +31,9 @@ import numpy as np
 
 from mww.atomic import atomic_write_bytes, atomic_write_json
 from mww.checkpoints import CALIBRATION_FILE
-from mww.config_schema import MwwConfig
+from mww.config_schema import ModelConfig, MwwConfig
 from mww.constants import OUTPUT_SCALE
-from mww.detection import cutoff_to_uint8, detect, first_detection_sweep
+from mww.detection import cutoff_to_uint8, detect, first_detection_sweep, probabilities_to_uint8
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     DEFAULT_CUTOFFS,
@@ -50,7 +50,7 @@ from mww.train_data import EvalData
 SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 LISTED = 10  # worst positives and loudest false activations listed
 EVENTS_LISTED = 1000  # detections on negative audio listed in full (--json), in file and time order
-OutputsFn = Callable[[np.ndarray], np.ndarray]  # float features [frames, 40] → uint8 outputs
+OutputsFn = Callable[[list[np.ndarray]], list[np.ndarray]]  # float feature streams → uint8 outputs of each
 
 
 class EvaluateError(Exception):
@@ -71,17 +71,15 @@ def first_scored_invocation(input_frames: int, stride: int) -> int:
 def tflite_outputs_fn(model: WakeWordModel, input_frames: int) -> OutputsFn:
     """TFLite Micro outputs of one device start, from the first invocation with a full window on."""
     skip = first_scored_invocation(input_frames, model.stride)
-    return lambda features: stream_outputs(model, features)[skip:]
+    return lambda streams: [stream_outputs(model, features)[skip:] for features in streams]
 
 
-def keras_outputs_fn(model: Any, input_frames: int, stride: int) -> OutputsFn:
+def keras_outputs_fn(model: Any, model_cfg: ModelConfig) -> OutputsFn:
     """The float Keras model's outputs on the same windows, as uint8 (the output quantization)."""
-    from mww.scoring import score_stream
+    from mww.streaming import sequence_scorer
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(model(x, training=False)).reshape(-1)
-
-    return lambda features: score_stream(predict, features, input_frames, stride)
+    score = sequence_scorer(model, model_cfg)
+    return lambda streams: [probabilities_to_uint8(p) for p in score(streams)]
 
 
 @dataclass
@@ -101,10 +99,10 @@ class Outputs:
 def run_outputs(data: EvalData, outputs: OutputsFn) -> Outputs:
     """Run one model over every stream of an evaluation set."""
     return Outputs(
-        positives=[outputs(f) for f in data.positive_streams],
-        negatives=[outputs(f) for f in data.negative_streams],
-        hard_negatives=[outputs(f) for f in data.hard_negative_streams],
-        ambient=[outputs(f) for f in data.ambient_streams],
+        positives=outputs(data.positive_streams),
+        negatives=outputs(data.negative_streams),
+        hard_negatives=outputs(data.hard_negative_streams),
+        ambient=outputs(data.ambient_streams),
     )
 
 
@@ -529,7 +527,7 @@ def evaluate_model(
         from mww.export import load_checkpoint
 
         keras_model = load_checkpoint(ckpt, config)
-        keras_out = run_outputs(data, keras_outputs_fn(keras_model, input_frames, stride))
+        keras_out = run_outputs(data, keras_outputs_fn(keras_model, config.model))
     with tempfile.TemporaryDirectory(prefix="mww-evaluate-") as tmp:
         if analyze and exported is None:
             assert ckpt is not None

@@ -21,10 +21,11 @@ from mww.atomic import atomic_write_json, atomic_write_text
 from mww.constants import WINDOW_STEP_MS
 from mww.feature_store import FeatureStore
 from mww.features import uint16_to_float
-from mww.scoring import PredictFn, score_windows, stream_windows, window_ends
+from mww.scoring import StreamScorer, window_ends
 
 MINED_JSON = "mined_hard_negatives.json"
 MINED_CSV = "mined_hard_negatives.csv"
+MINING_BATCH = 256  # pool entries scored per scorer call: bounded memory
 
 
 class PoolEntry(NamedTuple):
@@ -49,7 +50,7 @@ class MinedWindow:
 
 
 def mine_hard_negatives(
-    predict: PredictFn,
+    scorer: StreamScorer,
     store: FeatureStore,
     pool: list[PoolEntry],
     input_frames: int,
@@ -60,25 +61,23 @@ def mine_hard_negatives(
     """Score every streamed window of the pool; keep the highest ones at or above the threshold."""
     found: list[MinedWindow] = []
     step_s = WINDOW_STEP_MS / 1000.0
-    for entry in pool:
-        features = uint16_to_float(np.asarray(store.get(entry.key)))
-        windows = stream_windows(features, input_frames, stride)
-        if windows.shape[0] == 0:
-            continue
-        scores = score_windows(predict, windows)
-        ends = window_ends(features.shape[0], input_frames, stride)
-        clip_start_s = entry.end_frame * step_s - entry.duration_s
-        for i in np.flatnonzero(scores >= fp_threshold):
-            offset = entry.start_s + min(max(ends[i] * step_s - clip_start_s, 0.0), entry.duration_s)
-            found.append(
-                MinedWindow(
-                    entry.key,
-                    int(ends[i] - input_frames),
-                    float(scores[i]),
-                    str(entry.path),
-                    round(offset, 3),
+    for first in range(0, len(pool), MINING_BATCH):
+        entries = pool[first : first + MINING_BATCH]
+        streams = [uint16_to_float(np.asarray(store.get(entry.key))) for entry in entries]
+        for entry, features, scores in zip(entries, streams, scorer(streams), strict=True):
+            ends = window_ends(features.shape[0], input_frames, stride)
+            clip_start_s = entry.end_frame * step_s - entry.duration_s
+            for i in np.flatnonzero(scores >= fp_threshold):
+                offset = entry.start_s + min(max(ends[i] * step_s - clip_start_s, 0.0), entry.duration_s)
+                found.append(
+                    MinedWindow(
+                        entry.key,
+                        int(ends[i] - input_frames),
+                        float(scores[i]),
+                        str(entry.path),
+                        round(offset, 3),
+                    )
                 )
-            )
     found.sort(key=lambda m: (-m.score, m.key, m.start))
     return found[:max_samples]
 

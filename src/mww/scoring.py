@@ -7,13 +7,16 @@ equals the non-streaming model on the last `input_frames` frames, `features[n*st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from mww.detection import probabilities_to_uint8
 
 PredictFn = Callable[[np.ndarray], np.ndarray]  # float32 [B, T, 40] → probabilities [B]
+# float feature streams [frames, 40] → for each, the probability of every invocation with a full window
+# (one per `window_ends` entry)
+StreamScorer = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
 CHUNK = 512  # windows per forward pass: bounded memory for hour-long recordings
 
 
@@ -34,7 +37,16 @@ def stream_windows(features: np.ndarray, input_frames: int, stride: int) -> np.n
 
 def score_stream(predict: PredictFn, features: np.ndarray, input_frames: int, stride: int) -> np.ndarray:
     """uint8 outputs, one per invocation with a full window, for float features [frames, 40]."""
-    return probabilities_to_uint8(score_windows(predict, stream_windows(features, input_frames, stride)))
+    return probabilities_to_uint8(window_scorer(predict, input_frames, stride)([features])[0])
+
+
+def window_scorer(predict: PredictFn, input_frames: int, stride: int) -> StreamScorer:
+    """A StreamScorer that runs every full window through `predict` (any model that scores windows).
+
+    For a model of `mww.model`, `mww.streaming.sequence_scorer` gives the same probabilities much
+    faster on long recordings.
+    """
+    return lambda streams: [score_windows(predict, stream_windows(f, input_frames, stride)) for f in streams]
 
 
 def score_windows(predict: PredictFn, windows: np.ndarray) -> np.ndarray:

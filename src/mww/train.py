@@ -34,7 +34,7 @@ from mww.checkpoints import (
 )
 from mww.config_schema import MwwConfig, TrainingConfig
 from mww.constants import MEL_BINS
-from mww.detection import detect
+from mww.detection import detect, probabilities_to_uint8
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     OPERATING_POINT_WINDOWS,
@@ -44,8 +44,9 @@ from mww.metrics import (
 from mww.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
 from mww.model import build_model, count_parameters, training_input_frames
 from mww.sampler import Batch, Prefetcher, Source, WindowSampler, step_rng
-from mww.scoring import score_stream, score_windows
+from mww.scoring import StreamScorer, score_windows
 from mww.specaugment import get_spec_augment, phase_mask_settings
+from mww.streaming import sequence_scorer
 from mww.train_data import EvalData, TrainingData, build_training_data
 
 RESUME_DIR = "resume"
@@ -306,13 +307,23 @@ class Trainer:
         return features, batch.labels, weights[batch.source]
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, predict: Any, data: EvalData) -> dict[str, Any]:
-        """Device-faithful metrics of one evaluation set at the current weights."""
+    def evaluate(self, predict: Any, data: EvalData, stream: StreamScorer) -> dict[str, Any]:
+        """Device-faithful metrics of one evaluation set at the current weights.
+
+        `predict` scores the clip windows and `stream` the streamed recordings (the trainer passes
+        `mww.streaming.sequence_scorer` of the current weights).
+        """
         stride = self.config.model.stride
         scores = score_windows(predict, data.windows)
-        positives = [score_stream(predict, f, self.input_frames, stride) for f in data.positive_streams]
-        ambient = [score_stream(predict, f, self.input_frames, stride) for f in data.ambient_streams]
-        negatives = [score_stream(predict, f, self.input_frames, stride) for f in data.negative_streams]
+        positives, ambient, negatives, hard = (
+            [probabilities_to_uint8(p) for p in stream(streams)]
+            for streams in (
+                data.positive_streams,
+                data.ambient_streams,
+                data.negative_streams,
+                data.hard_negative_streams,
+            )
+        )
         fa_streams, fa_hours = false_activation_streams(ambient, negatives, data.ambient_seconds, stride)
         metrics = compute_all_metrics(
             data.labels,
@@ -332,7 +343,6 @@ class Trainer:
             check_duration=False,
         )
         cutoff, window = self.config.export.probability_cutoff, self.config.export.sliding_window_size
-        hard = [score_stream(predict, f, self.input_frames, stride) for f in data.hard_negative_streams]
         fired = sum(bool(detect(h, cutoff, window, stride=stride, armed_at_start=True)) for h in hard)
         metrics["hard_negative_false_detection_rate"] = fired / len(hard) if hard else 0.0
         return metrics
@@ -471,7 +481,8 @@ class Trainer:
                             tf.summary.scalar("train/accuracy", loss_acc[1])
                             tf.summary.scalar("train/learning_rate", t.learning_rates[phase])
                 if step % t.eval_step_interval == 0 or step == total:
-                    metrics = self.evaluate(predict, data.validation)
+                    stream = sequence_scorer(model, cfg.model)
+                    metrics = self.evaluate(predict, data.validation, stream)
                     for row in validation_table(metrics, step, log.tty):
                         log.line(row)
                     if writer:
@@ -509,7 +520,7 @@ class Trainer:
                     if cfg.hard_negative_mining.enabled and step % mining_every == 0 and step < total:
                         hn = cfg.hard_negative_mining
                         mined = mine_hard_negatives(
-                            predict,
+                            stream,
                             data.train_store,
                             data.negative_pool,
                             self.input_frames,
