@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from mww.atomic import atomic_write_bytes, atomic_write_json
 from mww.checkpoints import (
@@ -50,6 +51,7 @@ from mww.streaming import sequence_scorer
 from mww.train_data import EvalData, TrainingData, build_training_data
 
 RESUME_DIR = "resume"
+PROGRESS_BAR = "{desc} |{bar:20}|"  # the progress line, then the bar
 TABLE_KEYS = (
     ("accuracy", "accuracy"),
     ("precision", "precision"),
@@ -163,7 +165,11 @@ def phase_of(step: int, steps: list[int]) -> int:
 
 
 class RunLog:
-    """Everything printed goes to the terminal and to logs/terminal_YYYYMMDD_HHMMSS.log."""
+    """Everything printed goes to the terminal and to logs/terminal_YYYYMMDD_HHMMSS.log.
+
+    On a terminal the progress line is a tqdm bar redrawn in place, with the other lines printed
+    above it; elsewhere (a pipe, a file, CI) every progress line is a plain line of its own.
+    """
 
     def __init__(self, folder: Path, out: TextIO) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -171,24 +177,29 @@ class RunLog:
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._out = out
         self.tty = bool(getattr(out, "isatty", lambda: False)())
-        self._open_line = False
+        self._bar: tqdm | None = None
 
     def line(self, text: str) -> None:
-        """A line on the terminal and in the log file."""
-        if self._open_line:
-            self._out.write("\n")
-            self._open_line = False
+        """A line on the terminal (above the progress bar) and in the log file."""
+        if self._bar is not None:
+            self._bar.clear()
         self._out.write(text + "\n")
         self._out.flush()
+        if self._bar is not None:
+            self._bar.refresh()
         self._file.write(text + "\n")
         self._file.flush()
 
-    def status(self, text: str) -> None:
-        """A progress line: redrawn in place on a terminal, logged to the file every time."""
+    def status(self, text: str, done: int, total: int) -> None:
+        """The progress line at `done` of `total` steps; logged to the file every time."""
         if self.tty:
-            self._out.write("\r" + text)
-            self._out.flush()
-            self._open_line = True
+            if self._bar is None:
+                self._bar = tqdm(
+                    desc=text, total=total, initial=done, file=self._out, bar_format=PROGRESS_BAR
+                )
+            else:
+                self._bar.n = done
+                self._bar.set_description_str(text)  # redraws
         else:
             self._out.write(text + "\n")
             self._out.flush()
@@ -196,9 +207,9 @@ class RunLog:
         self._file.flush()
 
     def close(self) -> None:
-        """Close the log file."""
-        if self._open_line:
-            self._out.write("\n")
+        """Close the progress bar and the log file."""
+        if self._bar is not None:
+            self._bar.close()
         self._file.close()
 
 
@@ -473,7 +484,9 @@ class Trainer:
                     elapsed = time.perf_counter() - began
                     rate = (step - start) / elapsed if elapsed > 0 else 0.0
                     log.status(
-                        progress_line(phase, step, total, elapsed, rate, *loss_acc, t.learning_rates[phase])
+                        progress_line(phase, step, total, elapsed, rate, *loss_acc, t.learning_rates[phase]),
+                        step,
+                        total,
                     )
                     if writer:
                         with writer.as_default(step=step):
