@@ -1,6 +1,7 @@
 import numpy as np
 
-from mww.scoring import score_stream, score_windows, stream_windows, window_ends
+from mww.detection import probabilities_to_uint8
+from mww.scoring import score_windows, stream_windows, window_ends, window_scorer
 
 
 def test_windows_are_the_last_frames_before_each_invocation():
@@ -13,15 +14,16 @@ def test_windows_are_the_last_frames_before_each_invocation():
     assert stream_windows(features[:9], 10, 3).shape == (0, 10, 3)
 
 
-def test_scores_are_quantized_like_the_device_output():
+def test_window_scorer_scores_each_invocations_window_of_every_stream():
     features = np.zeros((30, 2), np.float32)
     features[:, 0] = np.linspace(0, 1, 30)
 
     def predict(x):
         return x[:, -1, 0]  # the newest frame's first value
 
-    out = score_stream(predict, features, input_frames=5, stride=5)
-    assert out.dtype == np.uint8
+    scores, short = window_scorer(predict, input_frames=5, stride=5)([features, features[:4]])
+    assert short.shape == (0,)  # no full window
+    out = probabilities_to_uint8(scores)  # quantized like the device output
     expected = np.clip(np.round(features[[4, 9, 14, 19, 24, 29], 0] * 256), 0, 255)
     assert out.tolist() == expected.astype(int).tolist()
     assert score_windows(predict, np.zeros((0, 5, 2), np.float32)).shape == (0,)

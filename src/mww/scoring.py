@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mww.detection import probabilities_to_uint8
-
 PredictFn = Callable[[np.ndarray], np.ndarray]  # float32 [B, T, 40] → probabilities [B]
 # float feature streams [frames, 40] → for each, the probability of every invocation with a full window
 # (one per `window_ends` entry)
@@ -33,11 +31,6 @@ def stream_windows(features: np.ndarray, input_frames: int, stride: int) -> np.n
     view = np.lib.stride_tricks.sliding_window_view(features, input_frames, axis=0)  # [n, 40, T]
     starts = window_ends(features.shape[0], input_frames, stride) - input_frames
     return view[starts].transpose(0, 2, 1)
-
-
-def score_stream(predict: PredictFn, features: np.ndarray, input_frames: int, stride: int) -> np.ndarray:
-    """uint8 outputs, one per invocation with a full window, for float features [frames, 40]."""
-    return probabilities_to_uint8(window_scorer(predict, input_frames, stride)([features])[0])
 
 
 def window_scorer(predict: PredictFn, input_frames: int, stride: int) -> StreamScorer:

@@ -13,6 +13,10 @@ Only ops that ESPHome registers are emitted: RESHAPE (never EXPAND_DIMS), stride
 MixConv channel groups, CONV_2D / DEPTHWISE_CONV_2D with BatchNorm folded into their weights and
 bias, ADD for residuals, FULLY_CONNECTED and LOGISTIC for the head. The trained weights are baked in
 as constants, so the only variables are the ring buffers.
+
+`sequence_scorer` builds the same layers without ring buffers over a whole recording: every
+invocation's output in one pass, which is what training evaluation, mining and `mww-evaluate
+--checkpoint` need.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from mww.model import (
 from mww.scoring import StreamScorer, window_ends
 
 _VALID = "VALID"
-SEQUENCE_CHUNK_WINDOWS = 2048  # invocations per pass of `sequence_scorer`: bounded memory
 _UNIT_STRIDES = (1, 1, 1, 1)
+SEQUENCE_CHUNK_WINDOWS = 2048  # invocations per pass of `sequence_scorer`: bounded memory
 
 
 def fold_batch_norm(
@@ -178,11 +182,11 @@ def sequence_scorer(model: keras.Model, model_cfg: ModelConfig) -> StreamScorer:
         return tf.reshape(x, [tf.shape(x)[0], -1])
 
     def score(streams: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out = [np.empty(0, dtype=np.float32) for _ in streams]
+        out: list[np.ndarray] = []
         pieces: dict[int, list[tuple[int, int, int]]] = {}  # invocations → (stream, first one, first frame)
         for i, features in enumerate(streams):
             ends = window_ends(features.shape[0], input_frames, plan.stride)
-            out[i] = np.empty(ends.shape[0], dtype=np.float32)
+            out.append(np.empty(ends.shape[0], dtype=np.float32))
             for first in range(0, ends.shape[0], SEQUENCE_CHUNK_WINDOWS):
                 n = min(SEQUENCE_CHUNK_WINDOWS, ends.shape[0] - first)
                 pieces.setdefault(n, []).append((i, first, int(ends[first]) - input_frames))
@@ -253,7 +257,8 @@ def compile_stages(plan: ModelPlan, weights: _Weights, sequence: bool) -> list[S
 
 
 def _block(plan: ModelPlan, block: BlockPlan, weights: _Weights, sequence: bool) -> Stage:
-    """One block: per repeat a ring buffer, the temporal convolutions, the folded 1x1 + BN, ReLU."""
+    """One block: per repeat the temporal convolutions (streaming: over its ring buffer), the folded
+    1x1 + BN, ReLU; the residual branch added before the last ReLU."""
     names = layer_names(plan)
     b, kmax, cnn = block.index, block.max_kernel, plan.architecture == "cnn"
     residual = None
