@@ -11,12 +11,8 @@ dataset=./dataset
 override="$dataset/demo_override.yaml"
 cfg=(--config fast_test --override "$override")
 
-if [ -f "$dataset/generation.json" ] && [ -f "$override" ]; then
-  echo "== demo dataset already in $dataset (delete it to regenerate)"
-else
-  echo "== generating the demo dataset for \"hey computer\" in $dataset"
-  "$bin/mww-generate" --output "$dataset" --wake-word "hey computer" --size small --seed 0
-fi
+echo "== demo dataset for \"hey computer\" in $dataset (kept when this generator version already made it)"
+"$bin/mww-generate" --output "$dataset" --wake-word "hey computer" --size small --seed 0 --reuse
 
 echo "== preparing data (ingestion, speaker-disjoint splits, device features)"
 "$bin/python" -m mww.prepare "${cfg[@]}"

@@ -293,3 +293,79 @@ def test_ingestion_accepts_the_generated_dataset(tiny, tmp_path, monkeypatch):
         if clip.speaker in held_out:
             assert clip.split == "test"
     assert {c.split for c in result.of("ambient")} <= {"validation", "test"}
+
+
+def test_reuse_keeps_a_current_dataset_untouched(tmp_path):
+    first = generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    again = generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2, reuse=True)
+    assert again.reused and again.replaced is None and not first.reused
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
+    for name in ("counts", "speakers", "held_out_speakers", "hard_negative_phrases", "paths"):
+        assert getattr(again, name) == getattr(first, name), name
+    manifest = json.loads((tmp_path / "generation.json").read_text())
+    assert manifest["generator_version"] == generate.GENERATOR_VERSION
+    assert manifest["tts_version"] == tts.package_version() != ""
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ({"generator_version": None}, "an earlier version (before versions were recorded)"),
+        ({"generator_version": 1}, "version 1; this is version"),
+        ({"tts_version": "0.0.1"}, "espeakng-loader 0.0.1"),
+    ],
+)
+def test_reuse_replaces_a_dataset_an_older_generator_made(tmp_path, edit, reason):
+    generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2)
+    manifest_path = tmp_path / "generation.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update(edit)
+    manifest_path.write_text(json.dumps({k: v for k, v in manifest.items() if v is not None}))
+    assert reason in generate.stale_reason(tmp_path, "hey computer", "small", 2, MINIMAL)
+    summary = generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2, reuse=True)
+    assert not summary.reused and reason in summary.replaced
+    assert json.loads(manifest_path.read_text())["generator_version"] == generate.GENERATOR_VERSION
+
+
+def test_reuse_replaces_a_dataset_made_for_another_request(tmp_path):
+    generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2)
+    summary = generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=3, reuse=True)
+    assert "seed 2 (asked now: 'hey computer', size small, seed 3)" in summary.replaced
+    assert json.loads((tmp_path / "generation.json").read_text())["seed"] == 3
+
+
+def test_reuse_never_replaces_files_the_generator_did_not_write(tmp_path):
+    user_file = tmp_path / "positive" / "me" / "take1.wav"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_bytes(b"my recording")
+    with pytest.raises(OutputExistsError, match="already holds dataset files"):
+        generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, reuse=True)
+    assert user_file.read_bytes() == b"my recording"
+    # added to a generated dataset that is outdated: refused too, with both reasons
+    generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2, overwrite=True)
+    user_file.parent.mkdir(parents=True)
+    user_file.write_bytes(b"my recording")
+    with pytest.raises(OutputExistsError, match=r"seed 2 .*and positive/ holds 3 WAV files where generation"):
+        generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=5, reuse=True)
+    assert user_file.read_bytes() == b"my recording"
+
+
+def test_cli_reuse_prints_what_it_did(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(generate.SIZES, "small", MINIMAL)
+    out = tmp_path / "dataset"
+    argv = ["--output", str(out), "--quiet", "--reuse"]
+    assert main(argv) == 0
+    assert "Generated a dataset" in capsys.readouterr().out
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Reusing the dataset" in printed and "already there" in printed
+    assert main([*argv, "--seed", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "Replaced the dataset that was in" in printed and "seed 0 (asked now" in printed
+    (out / "negative").mkdir(exist_ok=True)
+    (out / "negative" / "mine.wav").write_bytes(b"data")
+    assert main([*argv, "--seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be reused or replaced" in err and "--force" in err and "Traceback" not in err
+    assert (out / "negative" / "mine.wav").read_bytes() == b"data"

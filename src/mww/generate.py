@@ -20,6 +20,7 @@ accent), and listed under `data.test_speakers`, so the trainer keeps them for th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -52,6 +53,10 @@ OVERRIDE_KEYS = {
     "ambient": "ambient_dir",
 }
 
+# Bump whenever the same wake word, size and seed would give different files (a changed voice list,
+# level, mix or text): `mww-generate --reuse` then regenerates a dataset an older version made.
+GENERATOR_VERSION = 2
+GENERATOR = "mww-generate"
 HELD_OUT_FRACTION = 0.2
 RATE_WPM = (130, 220)
 PITCH = (25, 75)
@@ -116,6 +121,8 @@ class GenerationSummary:
     hard_negative_phrases: list[str]
     paths: dict[str, Path]
     elapsed_s: float = field(compare=False)
+    reused: bool = False  # the dataset already in the folder was current, nothing was written
+    replaced: str | None = None  # why a dataset the generator made earlier was generated again
 
 
 # ----------------------------------------------------------------------------------------------
@@ -659,7 +666,7 @@ def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
-def _check_output(output_dir: Path, overwrite: bool) -> None:
+def _check_output(output_dir: Path, overwrite: bool, note: str | None = None) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise GenerationError(
             f"The output path {output_dir} is a file, not a folder: choose a folder for the dataset."
@@ -667,8 +674,11 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
     busy = [name for name in SUBFOLDERS if (output_dir / name).is_file() or _has_files(output_dir / name)]
     if busy and not overwrite:
         listed = ", ".join(f"{name}/" for name in busy)
+        why = ""
+        if note:
+            why = f"It was made by {GENERATOR} but cannot be reused or replaced as it is: {note}. "
         raise OutputExistsError(
-            f"The output folder {output_dir} already holds dataset files (in {listed}). Nothing was "
+            f"The output folder {output_dir} already holds dataset files (in {listed}). {why}Nothing was "
             "changed or deleted: the generator never mixes a new dataset into existing files. Choose a "
             "new or empty folder, or overwrite (--force on the command line, overwrite=True in Python) "
             f"to delete {', '.join(f'{name}/' for name in SUBFOLDERS)} and the metadata files in that "
@@ -839,9 +849,9 @@ def _title(wake_word: str) -> str:
 def _write_metadata(
     output_dir: Path, wake_word: str, size: str, seed: int, counts: GenerationCounts, plan: _Plan
 ) -> dict[str, Path]:
-    paths = {OVERRIDE_KEYS[name]: output_dir / name for name in SUBFOLDERS}
+    paths = _dataset_paths(output_dir)
     override = {
-        "paths": {key: str(path) for key, path in paths.items()},
+        "paths": {key: str(paths[key]) for key in OVERRIDE_KEYS.values()},
         "data": {"test_speakers": list(plan.held_out)},
         "export": {"wake_word": _title(wake_word)},
     }
@@ -849,10 +859,12 @@ def _write_metadata(
         f"# Written by mww-generate (wake word {wake_word!r}, size {size}, seed {seed}).\n"
         "# Use it with: mww-train --config fast_test --override <this file>\n"
     )
-    override_path = output_dir / "demo_override.yaml"
+    override_path = paths["override"]
     atomic_write_text(override_path, header + yaml.safe_dump(override, sort_keys=False))
     manifest = {
-        "generator": "mww-generate",
+        "generator": GENERATOR,
+        "generator_version": GENERATOR_VERSION,
+        "tts_version": tts.package_version(),
         "wake_word": wake_word,
         "size": size,
         "seed": seed,
@@ -865,11 +877,88 @@ def _write_metadata(
         "hard_negative_phrases": plan.hard_phrases,
         "tts": "espeak-ng (espeakng-loader), accents x voice variants",
     }
-    manifest_path = output_dir / "generation.json"
-    atomic_write_json(manifest_path, manifest)
-    readme_path = output_dir / "README.txt"
-    atomic_write_text(readme_path, _readme(wake_word, size, seed, plan, override_path))
-    return {**paths, "override": override_path, "manifest": manifest_path, "readme": readme_path}
+    atomic_write_json(paths["manifest"], manifest)
+    atomic_write_text(paths["readme"], _readme(wake_word, size, seed, plan, override_path))
+    return paths
+
+
+def _dataset_paths(output_dir: Path) -> dict[str, Path]:
+    """Each folder under its config key (positive_dir, ...), plus "override", "manifest" and "readme"."""
+    paths = {OVERRIDE_KEYS[name]: output_dir / name for name in SUBFOLDERS}
+    return {
+        **paths,
+        "override": output_dir / "demo_override.yaml",
+        "manifest": output_dir / "generation.json",
+        "readme": output_dir / "README.txt",
+    }
+
+
+def _made_here(output_dir: Path) -> dict | None:
+    """The generation.json of a dataset this generator wrote into `output_dir`, or None."""
+    try:
+        manifest = json.loads((output_dir / "generation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("generator") == GENERATOR else None
+
+
+def stale_reason(
+    output_dir: Path, wake_word: str, size: str, seed: int, counts: GenerationCounts
+) -> str | None:
+    """Why `output_dir` does not hold what this generator writes for this request now; None if it does.
+
+    Current means: written by this generator version with the installed speech library, for the same
+    wake word, size, seed and counts, with every file it lists still in place.
+    """
+    manifest = _made_here(output_dir)
+    if manifest is None:
+        return f"{output_dir} holds no generation.json written by {GENERATOR}"
+    made_by = manifest.get("generator_version")
+    if made_by != GENERATOR_VERSION:
+        earlier = f"version {made_by}" if made_by else "an earlier version (before versions were recorded)"
+        return f"it was made by {GENERATOR} {earlier}; this is version {GENERATOR_VERSION}"
+    if manifest.get("tts_version") != tts.package_version():
+        return (
+            f"it was made with espeakng-loader {manifest.get('tts_version') or '(unknown)'}; "
+            f"{tts.package_version() or 'none'} is installed now"
+        )
+    made_for = (manifest.get("wake_word"), manifest.get("size"), manifest.get("seed"))
+    if made_for != (wake_word, size, seed) or manifest.get("requested") != asdict(counts):
+        return (
+            f"it was made for wake word {made_for[0]!r}, size {made_for[1]}, seed {made_for[2]} "
+            f"(asked now: {wake_word!r}, size {size}, seed {seed}"
+            + (")" if made_for != (wake_word, size, seed) else ", with other counts)")
+        )
+    return _changed_files(output_dir, manifest)
+
+
+def _changed_files(output_dir: Path, manifest: dict) -> str | None:
+    """How the folder differs from the files its generation.json lists (added, removed), or None."""
+    listed = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else {}
+    for name in SUBFOLDERS:
+        found = sum(1 for _ in (output_dir / name).rglob("*.wav")) if (output_dir / name).is_dir() else 0
+        if found != listed.get(name):
+            return f"{name}/ holds {found} WAV files where generation.json lists {listed.get(name)}"
+    if not (output_dir / "demo_override.yaml").is_file():
+        return "demo_override.yaml is missing"
+    return None
+
+
+def _existing_summary(output_dir: Path, manifest: dict, started: float) -> GenerationSummary:
+    return GenerationSummary(
+        output_dir=output_dir,
+        wake_word=manifest["wake_word"],
+        size=manifest["size"],
+        seed=manifest["seed"],
+        counts=dict(manifest["counts"]),
+        ambient_seconds=float(manifest["ambient_seconds"]),
+        speakers=sorted(manifest["speakers"]),
+        held_out_speakers=list(manifest["held_out_speakers"]),
+        hard_negative_phrases=list(manifest["hard_negative_phrases"]),
+        paths=_dataset_paths(output_dir),
+        elapsed_s=time.perf_counter() - started,
+        reused=True,
+    )
 
 
 def _readme(wake_word: str, size: str, seed: int, plan: _Plan, override: Path) -> str:
@@ -908,13 +997,17 @@ def generate_dataset(
     *,
     counts: GenerationCounts | Mapping[str, float] | None = None,
     overwrite: bool = False,
+    reuse: bool = False,
     workers: int | None = None,
 ) -> GenerationSummary:
     """Synthesise a demo dataset into `output_dir` (layout in the module docstring); deterministic per seed.
 
     `size` picks the counts ("small" or "medium"); `counts` overrides them (a GenerationCounts or a
     dict of some of its fields). An output folder whose dataset subfolders already hold files is
-    refused (OutputExistsError) unless `overwrite`, which deletes those subfolders first. `workers`
+    refused (OutputExistsError) unless `overwrite`, which deletes those subfolders first. With
+    `reuse`, a dataset this generator already made there for the same request is kept as it is
+    (`reused` in the summary; see `stale_reason`), and one it made for another request or with an
+    older version is replaced (`replaced` gives the reason); other files are still refused. `workers`
     processes synthesise in parallel (default: every available core). Raises GenerationError for
     bad input and tts.TTSUnavailableError when speech synthesis cannot run.
     """
@@ -924,7 +1017,18 @@ def generate_dataset(
     if not isinstance(seed, int) or seed < 0:
         raise GenerationError(f"The seed must be a whole number of at least 0, got {seed!r}.")
     output_dir = Path(output_dir).expanduser().resolve()
-    _check_output(output_dir, overwrite)
+    replaced = note = None
+    made = _made_here(output_dir) if reuse else None
+    if made is not None:
+        note = stale_reason(output_dir, wake, size, seed, resolved)
+        if note is None:
+            return _existing_summary(output_dir, made, started)
+        changed = _changed_files(output_dir, made)
+        if changed is None:
+            replaced = note  # exactly the files this generator wrote, only outdated: safe to replace
+        elif changed != note:
+            note = f"{note}, and {changed}"
+    _check_output(output_dir, overwrite or replaced is not None, note)
     plan = _plan(wake, resolved, seed)  # loads the speech library before anything is deleted
     for name in SUBFOLDERS:
         target = output_dir / name
@@ -949,4 +1053,5 @@ def generate_dataset(
         hard_negative_phrases=list(plan.hard_phrases),
         paths=paths,
         elapsed_s=time.perf_counter() - started,
+        replaced=replaced,
     )

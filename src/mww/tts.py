@@ -16,6 +16,7 @@ import _ctypes
 import contextlib
 import ctypes
 import functools
+import importlib.metadata
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -289,3 +290,11 @@ def list_english_voices() -> list[str]:
     when the library cannot be loaded.
     """
     return list(_english_voices())
+
+
+def package_version() -> str:
+    """The installed espeakng-loader version (its library and voices shape every clip); "" if absent."""
+    try:
+        return importlib.metadata.version("espeakng-loader")
+    except importlib.metadata.PackageNotFoundError:
+        return ""

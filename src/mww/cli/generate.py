@@ -1,7 +1,8 @@
 """mww-generate: synthesise a small demo dataset (espeak voices, noise, rooms) for trying the pipeline.
 
-Exit status: 0 when the dataset was written, 2 for bad input (wake word, size, seed, an output
-folder that already holds a dataset) or when speech synthesis is unavailable, 130 when interrupted.
+Exit status: 0 when the dataset was written (or, with --reuse, is already there), 2 for bad input
+(wake word, size, seed, an output folder that already holds a dataset) or when speech synthesis is
+unavailable, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default="small", help=f"{' or '.join(SIZES)} (default: small)")
     parser.add_argument("--seed", default="0", help="random seed, a whole number >= 0 (default: 0)")
     parser.add_argument("--force", action="store_true", help="replace a dataset already in the output folder")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a dataset this generator already made in the output folder for the same wake word, "
+        "size and seed; replace one it made for another request or with an older version",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -50,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     try:
         summary = generate_dataset(
-            output, args.wake_word, args.size, seed, progress=not args.quiet, overwrite=args.force
+            output,
+            args.wake_word,
+            args.size,
+            seed,
+            progress=not args.quiet,
+            overwrite=args.force,
+            reuse=args.reuse,
         )
     except (GenerationError, TTSUnavailableError) as exc:
         return _fail(str(exc))
@@ -61,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             130,
         )
     counts = summary.counts
-    print(f'Generated a dataset for "{summary.wake_word}" in {summary.output_dir} ', end="")
-    print(f"(size {summary.size}, seed {summary.seed}, {summary.elapsed_s:.1f} s):")
+    if summary.replaced:
+        print(f"Replaced the dataset that was in {summary.output_dir}: {summary.replaced}.")
+    made = "Reusing the" if summary.reused else "Generated a"
+    print(f'{made} dataset for "{summary.wake_word}" in {summary.output_dir} ', end="")
+    took = "this generator version, already there" if summary.reused else f"{summary.elapsed_s:.1f} s"
+    print(f"(size {summary.size}, seed {summary.seed}, {took}):")
     for name in SUBFOLDERS:
         print(f"  {name + '/':<16}{counts[name]:>6} files")
     print(f"  {len(summary.speakers)} speakers; held out for testing: {', '.join(summary.held_out_speakers)}")
