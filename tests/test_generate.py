@@ -369,3 +369,17 @@ def test_cli_reuse_prints_what_it_did(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "cannot be reused or replaced" in err and "--force" in err and "Traceback" not in err
     assert (out / "negative" / "mine.wav").read_bytes() == b"data"
+
+
+def test_reuse_refuses_a_dataset_whose_generation_json_was_damaged(tmp_path):
+    generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2)
+    manifest_path = tmp_path / "generation.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["speakers"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(OutputExistsError, match="already holds dataset files"):
+        generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2, reuse=True)
+    manifest_path.write_text("{not json")
+    assert "holds no generation.json written by mww-generate" in generate.stale_reason(
+        tmp_path, "hey computer", "small", 2, MINIMAL
+    )

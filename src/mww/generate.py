@@ -893,13 +893,28 @@ def _dataset_paths(output_dir: Path) -> dict[str, Path]:
     }
 
 
+_MANIFEST_KEYS = (
+    "wake_word",
+    "size",
+    "seed",
+    "requested",
+    "counts",
+    "ambient_seconds",
+    "speakers",
+    "held_out_speakers",
+    "hard_negative_phrases",
+)
+
+
 def _made_here(output_dir: Path) -> dict | None:
     """The generation.json of a dataset this generator wrote into `output_dir`, or None."""
     try:
         manifest = json.loads((output_dir / "generation.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("generator") == GENERATOR else None
+    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
+        return None
+    return manifest if all(key in manifest for key in _MANIFEST_KEYS) else None
 
 
 def stale_reason(
