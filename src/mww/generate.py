@@ -928,6 +928,13 @@ def stale_reason(
     manifest = _made_here(output_dir)
     if manifest is None:
         return f"{output_dir} holds no generation.json written by {GENERATOR}"
+    return _other_request(manifest, wake_word, size, seed, counts) or _changed_files(output_dir, manifest)
+
+
+def _other_request(
+    manifest: dict, wake_word: str, size: str, seed: int, counts: GenerationCounts
+) -> str | None:
+    """How the generation.json's version, speech library or request differ from this one, or None."""
     made_by = manifest.get("generator_version")
     if made_by != GENERATOR_VERSION:
         earlier = f"version {made_by}" if made_by else "an earlier version (before versions were recorded)"
@@ -944,7 +951,7 @@ def stale_reason(
             f"(asked now: {wake_word!r}, size {size}, seed {seed}"
             + (")" if made_for != (wake_word, size, seed) else ", with other counts)")
         )
-    return _changed_files(output_dir, manifest)
+    return None
 
 
 def _changed_files(output_dir: Path, manifest: dict) -> str | None:
@@ -1035,14 +1042,14 @@ def generate_dataset(
     replaced = note = None
     made = _made_here(output_dir) if reuse else None
     if made is not None:
-        note = stale_reason(output_dir, wake, size, seed, resolved)
-        if note is None:
-            return _existing_summary(output_dir, made, started)
+        other = _other_request(made, wake, size, seed, resolved)
         changed = _changed_files(output_dir, made)
+        if other is None and changed is None:
+            return _existing_summary(output_dir, made, started)
         if changed is None:
-            replaced = note  # exactly the files this generator wrote, only outdated: safe to replace
-        elif changed != note:
-            note = f"{note}, and {changed}"
+            replaced = other  # exactly the files this generator wrote, only outdated: safe to replace
+        else:
+            note = f"{other}, and {changed}" if other else changed
     _check_output(output_dir, overwrite or replaced is not None, note)
     plan = _plan(wake, resolved, seed)  # loads the speech library before anything is deleted
     for name in SUBFOLDERS:
