@@ -9,25 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import build_dataset, make_config
+from conftest import build_dataset, make_config, write
 from mww.config import config_from_dict, deep_merge, dump_config
 from mww.detection import cutoff_to_uint8
 from mww.evaluate import (
+    NOISE_SNRS_DB,
     EvaluateError,
     Evaluation,
     Outputs,
     Settings,
     calibration_data,
+    detected_in,
     evaluate_model,
     first_scored_invocation,
     format_report,
     measure,
+    recall_in_noise,
     write_outputs,
 )
 from mww.export import load_calibration
 from mww.metrics import OPERATING_POINT_WINDOWS, negative_lead_in
+from mww.prepare import prepare_data
 from mww.runtime import invocation_seconds
-from mww.train_data import EvalData
+from mww.train_data import EvalData, eval_data
 
 STRIDE = 3
 FRAMES = 233  # the default MixedNet's input
@@ -199,6 +203,8 @@ def test_no_calibration_when_nothing_is_detected(measured):
 def tone_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate_dataset")
     build_dataset(root, speakers=10, per_speaker=2, negatives=10)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(48_000)
+    write(root / "background" / "noise.wav", noise.astype(np.float32))  # broadband: it reaches every band
     base = make_config(root, test_speakers=["spk00", "spk01"], validation_speakers=["spk02"]).to_dict()
     cfg = config_from_dict(deep_merge(base, {"performance": {"num_workers": 1}}))
     return root, cfg, dump_config(cfg, root / "config.yaml")
@@ -240,10 +246,60 @@ def test_tflite_evaluation_runs_the_device_path_and_prints_json(
     assert result["counts"]["positives"] == 4 and result["counts"]["ambient_recordings"] >= 1
     assert "tflite" in result["model"]["kind"]
     assert (tmp_path / "o" / "det_curve.png").is_file()
+    assert [r["snr_db"] for r in result["noise"]] == list(NOISE_SNRS_DB)
+    assert all(r["clips"] == 4 and 0.0 <= r["recall"] <= 1.0 for r in result["noise"])
     print(
         f"\nofficial hey_jarvis on tones: recall {result['at_settings']['recall']}, "
-        f"{result['at_settings']['fah']:.2f} FA/h over {result['counts']['fah_hours'] * 60:.2f} min"
+        f"{result['at_settings']['fah']:.2f} FA/h over {result['counts']['fah_hours'] * 60:.2f} min, "
+        "in noise " + ", ".join(f"{r['recall']} at {r['snr_db']:g} dB" for r in result["noise"])
     )
+
+
+def test_recall_in_noise_scores_the_noisy_positives_at_the_evaluated_settings(tone_dataset):
+    """A stand-in model that fires on exactly the clean placed positives: in noise it hears none."""
+    _, cfg, _ = tone_dataset
+    prepared = prepare_data(cfg, progress=False)
+    data = eval_data(cfg, prepared, "test", FRAMES)
+    clean = [s.copy() for s in data.positive_streams]
+    scored: list[int] = []
+
+    def outputs(streams):
+        scored.append(len(streams))
+        fires = [any(s.shape == c.shape and np.allclose(s, c) for c in clean) for s in streams]
+        return [bump(60, [10] if f else []) for f in fires]
+
+    settings = Settings(0.5, 3, "test")
+    rows, note = recall_in_noise(cfg, prepared, data, "test", settings, outputs, [30.0, 0.0])
+    assert note is None and scored == [4, 4]
+    assert [(r["snr_db"], r["clips"], r["detected"], r["recall"]) for r in rows] == [
+        (30.0, 4, 0, 0.0),
+        (0.0, 4, 0, 0.0),
+    ]
+    assert sum(detected_in(outputs(clean), settings, STRIDE)) == 4  # the stand-in does fire on clean clips
+    assert recall_in_noise(cfg, prepared, data, "test", settings, outputs, []) == ([], None)
+
+
+def test_recall_in_noise_without_background_audio_is_a_note(tone_dataset, official_model, tmp_path):
+    _, cfg, _ = tone_dataset
+    quiet = deep_merge(cfg.to_dict(), {"paths": {"background_dir": str(tmp_path / "no_background")}})
+    result = evaluate_model(config_from_dict(quiet), manifest=official_model)
+    assert result.noise == []
+    assert any("recall in noise was not measured" in n and "no_background" in n for n in result.notes)
+
+
+def test_noise_snr_flag_chooses_or_skips_the_measurement(tone_dataset, official_model, capsys):
+    config_file = tone_dataset[2]
+    common = ["--manifest", str(official_model), "--config", str(config_file)]
+    code, out, err = _cli([*common, "--noise-snr", "15", "--json"], capsys)
+    assert code == 0, err
+    assert [r["snr_db"] for r in json.loads(out)["noise"]] == [15.0]
+    code, out, err = _cli([*common, "--noise-snr"], capsys)
+    assert code == 0, err
+    assert "recall in noise" not in out
+    code, out, err = _cli([*common, "--noise-snr", "20"], capsys)
+    assert code == 0 and "recall in noise, 20 dB SNR" in out
+    code, _, err = _cli([*common, "--noise-snr", "nan"], capsys)
+    assert code == 2 and "decibels" in err and err.count("\n") == 1
 
 
 def test_bad_input_exits_2_with_one_paragraph(tone_dataset, official_model, capsys, tmp_path):

@@ -1,19 +1,24 @@
-"""What training reads: a long negative recording is used whole, in training and in evaluation."""
+"""What training reads: a long negative recording is used whole, in training and in evaluation; the
+positives heard over background audio for the recall-in-noise measurement."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import build_dataset, tone, write
-from mww.augment import chunk_samples, open_augmented_store, variant_key
+from conftest import build_dataset, make_config, tone, write
+from mww.augment import augmentation_files, chunk_samples, open_augmented_store, variant_key
+from mww.config import AUGMENTATION_NAMES
 from mww.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS
 from mww.featurize import file_key
+from mww.prepare import prepare_data
 from mww.train import Trainer
-from mww.train_data import build_training_data, eval_data
+from mww.train_data import build_training_data, eval_data, in_noise_settings, positives_in_noise
 from test_train import tiny_config
 
 LONG_S = 8.0
@@ -57,3 +62,53 @@ def test_a_long_negative_is_trained_on_and_evaluated_whole(tmp_path):
     )
     pinned_keys = {variant_key(file_key(pinned), v, 0) for v in range(pieces)}
     assert len(pinned_keys & set(placed_store.keys())) == 1  # evaluation placed its first piece only
+
+
+def test_in_noise_settings_only_add_background_audio_at_the_given_snr():
+    base = make_config(Path("/d")).augmentation
+    noisy = in_noise_settings(base, 7.5)
+    assert noisy.enabled and noisy.variants_per_clip == 1
+    assert noisy.background_min_snr_db == noisy.background_max_snr_db == 7.5
+    assert {n: p for n, p in noisy.probabilities().items() if p} == {"AddBackgroundNoise": 1.0}
+    assert set(noisy.probabilities()) == set(AUGMENTATION_NAMES)
+    assert (noisy.augmentation_duration_s, noisy.min_jitter_s) == (
+        base.augmentation_duration_s,
+        base.min_jitter_s,
+    )  # placed as evaluation places them
+
+
+def test_positives_in_noise_mix_more_noise_at_lower_snr_and_are_cached(tmp_path):
+    root = tmp_path / "dataset"
+    build_dataset(root, speakers=6, per_speaker=2, negatives=4)
+    rng = np.random.default_rng(0)
+    write(
+        root / "background" / "noise.wav", (0.1 * rng.standard_normal(4 * SAMPLE_RATE_HZ)).astype(np.float32)
+    )
+    cfg = make_config(root, validation_speakers=["spk00", "spk01"])
+    prepared = prepare_data(cfg, progress=False)
+    clean = eval_data(cfg, prepared, "validation", 233)
+    background, _ = augmentation_files(cfg)
+
+    def distance(snr_db: float) -> float:
+        noisy = positives_in_noise(cfg, prepared, "validation", snr_db, background)
+        assert sorted(noisy) == sorted(clean.positive_paths)
+        return float(
+            np.mean(
+                [
+                    np.abs(noisy[p] - clean.positive_streams[clean.positive_paths.index(p)]).mean()
+                    for p in clean.positive_paths
+                ]
+            )
+        )
+
+    far, near = distance(0.0), distance(30.0)
+    print(f"\nmean |noisy - clean| feature difference: {far:.3f} at 0 dB SNR, {near:.3f} at 30 dB SNR")
+    assert far > near > 0
+    store = open_augmented_store(
+        cfg.paths.processed_dir, in_noise_settings(cfg.augmentation, 0.0), background, []
+    )
+    index = store.root / "index.json"
+    written = index.stat().st_mtime_ns
+    assert len(store.keys()) == len(clean.positive_paths)
+    assert distance(0.0) == far  # the same mixture again, read back from the store: nothing rewritten
+    assert index.stat().st_mtime_ns == written

@@ -15,6 +15,12 @@ go through the device's detector (`mww.detection`): sliding-window mean, integer
 period. A positive clip is detected when a detection fires in it (heard by a detector that has been
 listening). False activations per hour are counted over the ambient recordings (device starts) and the
 negative clips (one utterance each), divided by their real durations (`mww.metrics`).
+
+Recall in noise: the same positives, placed the same way, with the dataset's background audio mixed
+in at each of `NOISE_SNRS_DB` (AddBackgroundNoise, as augmentation does it, so the SNR is measured
+over the whole placed window: a 1 s phrase in a 3.2 s window is about 5 dB louder than that against
+the noise), scored at the same cutoff and window. Clean clips say how well the model knows the
+phrase; a device hears it over a room.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,8 +53,12 @@ from mww.metrics import (
 from mww.runtime import WakeWordModel, invocation_seconds, stream_outputs
 from mww.train_data import EvalData
 
+if TYPE_CHECKING:
+    from mww.prepare import PreparedData
+
 SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 LISTED = 10  # worst positives and loudest false activations listed
+NOISE_SNRS_DB = (20.0, 10.0)  # recall in noise: background audio mixed into the positives at these SNRs
 EVENTS_LISTED = 1000  # detections on negative audio listed in full (--json), in file and time order
 OutputsFn = Callable[[list[np.ndarray]], list[np.ndarray]]  # float feature streams → uint8 outputs of each
 
@@ -137,12 +147,19 @@ class Evaluation:
     events: list[dict[str, Any]]
     loudest_false_activations: list[dict[str, Any]]
     quantization_gap: dict[str, Any] | None = None
+    noise: list[dict[str, Any]] = field(default_factory=list)  # recall in noise, one row per SNR
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def detected_in(streams: Sequence[np.ndarray], settings: Settings, stride: int) -> list[bool]:
+    """Whether the device's detector fires in each clip's outputs (a detector that was listening)."""
+    cutoff, window = settings.probability_cutoff, settings.sliding_window_size
+    return [bool(detect(s, cutoff, window, stride=stride, armed_at_start=True)) for s in streams]
 
 
 def _mean_at(stream: np.ndarray, k: int, window: int) -> float:
@@ -266,10 +283,8 @@ def measure(
     cutoff, window = settings.probability_cutoff, settings.sliding_window_size
 
     # Per stream, at the evaluated settings.
-    detected = [bool(detect(p, cutoff, window, stride=stride, armed_at_start=True)) for p in out.positives]
-    hard_fired = [
-        bool(detect(h, cutoff, window, stride=stride, armed_at_start=True)) for h in out.hard_negatives
-    ]
+    detected = detected_in(out.positives, settings, stride)
+    hard_fired = detected_in(out.hard_negatives, settings, stride)
     ambient_events = _event_list(out.ambient, data.ambient_paths, "ambient", settings, stride, first, False)
     negative_events = _event_list(
         out.negatives, data.negative_paths, "negative", settings, stride, first, True
@@ -404,8 +419,11 @@ def _settings(config: MwwConfig, checkpoint: Path | None, model: WakeWordModel |
     return Settings(found.probability_cutoff, found.sliding_window_size, found.source)
 
 
-def load_split(config: MwwConfig, split: str, input_frames: int, progress: bool = False) -> EvalData:
-    """The evaluation set of `split` (train, val or test); EvaluateError when it cannot be measured."""
+def load_split(
+    config: MwwConfig, split: str, input_frames: int, progress: bool = False
+) -> tuple[PreparedData, EvalData]:
+    """The prepared dataset and the evaluation set of `split` (train, val or test); EvaluateError when
+    it cannot be measured."""
     from mww.prepare import prepare_data
     from mww.train_data import eval_data
 
@@ -423,7 +441,46 @@ def load_split(config: MwwConfig, split: str, input_frames: int, progress: bool 
             f"cannot be measured. Add negatives ({config.paths.negative_dir}) or ambient recordings "
             f"({config.paths.ambient_dir}), or evaluate another split with --split."
         )
-    return data
+    return prepared, data
+
+
+def recall_in_noise(
+    config: MwwConfig,
+    prepared: PreparedData,
+    data: EvalData,
+    split: str,
+    settings: Settings,
+    outputs: OutputsFn,
+    snrs_db: Sequence[float],
+    progress: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Recall of the split's positives with background audio mixed in, at each SNR and the evaluated
+    settings: what a room does to the model. Returns (one row per SNR, a note when not measured)."""
+    from mww.augment import augmentation_files
+    from mww.train_data import positives_in_noise
+
+    if not snrs_db:
+        return [], None
+    background, _ = augmentation_files(config)
+    if not background:
+        return [], (
+            f"recall in noise was not measured: no background audio in {config.paths.background_dir} (or "
+            "augmentation.background_paths); add recordings of everyday noise there"
+        )
+    rows = []
+    for snr in snrs_db:
+        streams = positives_in_noise(config, prepared, SPLITS[split], float(snr), background, progress)
+        paths = [p for p in data.positive_paths if p in streams]
+        hits = detected_in(outputs([streams[p] for p in paths]), settings, config.model.stride)
+        rows.append(
+            {
+                "snr_db": float(snr),
+                "clips": len(hits),
+                "detected": int(sum(hits)),
+                "recall": sum(hits) / len(hits) if hits else 0.0,
+            }
+        )
+    return rows, None
 
 
 def _quantized_twin(checkpoint: Path, config: MwwConfig, folder: Path, say: Callable[[str], None]) -> Path:
@@ -468,6 +525,7 @@ def evaluate_model(
     split: str = "test",
     analyze: bool = False,
     output_dir: str | os.PathLike[str] | None = None,
+    noise_snrs_db: Sequence[float] = NOISE_SNRS_DB,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Evaluation:
@@ -476,6 +534,8 @@ def evaluate_model(
     `analyze` needs a checkpoint: it also runs the int8 model (the given `tflite`, else an export of
     the checkpoint) on the same audio and reports the gap. `output_dir` gets calibration.json (the
     recommended operating point, which mww-export reads), det_curve.png and score_histogram.png.
+    `noise_snrs_db`: also measure the positives' recall with the dataset's background audio mixed in
+    at these SNRs (none: skip).
     Raises EvaluateError, ModelLoadError, ExportError or ConfigError with a one-paragraph message.
     """
     from mww.model import training_input_frames
@@ -492,6 +552,11 @@ def evaluate_model(
         raise EvaluateError(
             "--analyze compares the float checkpoint with its int8 export on the same audio, so it needs "
             "--checkpoint (add --tflite to compare with a model you already exported)."
+        )
+    bad_snrs = [snr for snr in noise_snrs_db if not math.isfinite(snr)]
+    if bad_snrs:
+        raise EvaluateError(
+            f"--noise-snr {bad_snrs[0]} is not a number of decibels; give finite values such as 20 10."
         )
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and not ckpt.is_file():
@@ -512,7 +577,7 @@ def evaluate_model(
                 f"has model.stride {stride}. Evaluate with the config (and override) that trained the model."
             )
     evaluated_tflite = exported is not None and not (analyze and tflite is None and manifest is None)
-    data = load_split(config, split, input_frames, progress)
+    prepared, data = load_split(config, split, input_frames, progress)
     say(
         f"{split} split: {len(data.positive_streams)} positives, {len(data.negative_streams)} negatives, "
         f"{len(data.hard_negative_streams)} hard negatives, {len(data.ambient_streams)} ambient recordings "
@@ -523,11 +588,12 @@ def evaluate_model(
 
     keras_out = None
     keras_m = None
+    keras_fn: OutputsFn | None = None
     if ckpt is not None:
         from mww.export import load_checkpoint
 
-        keras_model = load_checkpoint(ckpt, config)
-        keras_out = run_outputs(data, keras_outputs_fn(keras_model, config.model))
+        keras_fn = keras_outputs_fn(load_checkpoint(ckpt, config), config.model)
+        keras_out = run_outputs(data, keras_fn)
     with tempfile.TemporaryDirectory(prefix="mww-evaluate-") as tmp:
         if analyze and exported is None:
             assert ckpt is not None
@@ -535,12 +601,12 @@ def evaluate_model(
         tflite_out = run_outputs(data, tflite_outputs_fn(exported, input_frames)) if exported else None
     settings = _settings(config, ckpt, exported if evaluated_tflite else None)
     if ckpt is not None and evaluated_tflite is False:
-        assert keras_out is not None
-        main_out = keras_out
+        assert keras_out is not None and keras_fn is not None
+        main_out, main_fn = keras_out, keras_fn
         kind, path = "checkpoint (float Keras model)", str(ckpt)
     else:
         assert tflite_out is not None and exported is not None
-        main_out = tflite_out
+        main_out, main_fn = tflite_out, tflite_outputs_fn(exported, input_frames)
         kind, path = "tflite (int8, TFLite Micro)", str(exported.tflite_path)
     measured = measure(data, main_out, settings, **kw)
     gap = None
@@ -549,12 +615,18 @@ def evaluate_model(
         keras_m = measured if main_out is keras_out else measure(data, keras_out, settings, **kw)
         int8_m = measured if main_out is tflite_out else measure(data, tflite_out, settings, **kw)
         gap = _gap(keras_m, int8_m, keras_out, tflite_out)
+    noise, noise_note = recall_in_noise(
+        config, prepared, data, split, settings, main_fn, noise_snrs_db, progress
+    )
     result = Evaluation(
         model={"kind": kind, "path": path, "input_frames": input_frames, "stride": stride},
         split=split,
         quantization_gap=gap,
+        noise=noise,
         **measured,
     )
+    if noise_note:
+        result.notes.append(noise_note)
     if split == "test":
         result.notes.append(
             "calibration chosen on the test split makes the test numbers optimistic: choose the cutoff on "
@@ -692,6 +764,9 @@ def format_report(result: Evaluation) -> list[str]:
             f"  clip level: accuracy {cls['accuracy']:.3f}  precision {cls['precision']:.3f}  recall "
             f"{cls['recall']:.3f}  F1 {cls['f1']:.3f}  AUC-ROC {cls['auc_roc']:.3f}"
         )
+    for row in result.noise:
+        label = f"recall in noise, {row['snr_db']:g} dB SNR"
+        lines.append(f"  {label:<34}{_pct(row['recall'])}  ({row['detected']}/{row['clips']})")
     verdict = "meets" if rec["meets_target"] else "MISSES"
     lines += [
         "",

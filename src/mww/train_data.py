@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mww.augment import AugmentResult, augment_clips, augmentation_files, open_augmented_store
-from mww.config_schema import MwwConfig
+from mww.config_schema import AUGMENTATION_NAMES, AugmentationConfig, MwwConfig
 from mww.feature_store import FeatureStore
 from mww.features import uint16_to_float
 from mww.ingest import Clip
@@ -110,6 +110,45 @@ def _placed(
         clips, plain, store, workers, progress, background_files=[], rir_files=[], first_only=True
     )
     return result, store
+
+
+def in_noise_settings(aug_cfg: AugmentationConfig, snr_db: float) -> AugmentationConfig:
+    """Augmentation that only mixes in background audio, always, at exactly `snr_db` (placement as
+    configured). SNR is what the augmentation measures: the clip's power over the whole placed
+    window, silence included, against the noise's."""
+    only_noise = {name: 0.0 for name in AUGMENTATION_NAMES} | {"AddBackgroundNoise": 1.0}
+    return replace(
+        aug_cfg,
+        enabled=True,
+        background_min_snr_db=snr_db,
+        background_max_snr_db=snr_db,
+        variants_per_clip=1,
+        **only_noise,
+    )
+
+
+def positives_in_noise(
+    config: MwwConfig,
+    prepared: PreparedData,
+    split: str,
+    snr_db: float,
+    background: list[Path],
+    progress: bool = False,
+) -> dict[Path, np.ndarray]:
+    """The positive clips of `split` placed as for evaluation, with background audio mixed in at
+    `snr_db`: float feature streams by clip path (cached in the augmented store like training
+    variants, so a second evaluation reuses them). Clips that cannot be mixed are left out."""
+    noisy = replace(config, augmentation=in_noise_settings(config.augmentation, snr_db))
+    store = open_augmented_store(config.paths.processed_dir, noisy.augmentation, background, [])
+    clips = _split(prepared, "positive", split)
+    workers = config.performance.resolved_num_workers()
+    result = augment_clips(
+        clips, noisy, store, workers, progress, background_files=background, rir_files=[], first_only=True
+    )
+    return {
+        path: uint16_to_float(np.asarray(store.get(variants[0].key)))
+        for path, variants in result.variants.items()
+    }
 
 
 def eval_data(

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _parser() -> argparse.ArgumentParser:
     from mww.config import add_config_arguments
+    from mww.evaluate import NOISE_SNRS_DB
 
     parser = argparse.ArgumentParser(prog="mww-evaluate", description=__doc__)
     parser.add_argument("--checkpoint", default=None, help="Keras weights (.weights.h5) written by mww-train")
@@ -29,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--analyze", action="store_true", help="also run the int8 model and report the quantization gap"
     )
+    parser.add_argument(
+        "--noise-snr",
+        nargs="*",
+        type=float,
+        default=None,
+        metavar="DB",
+        help="also measure recall with the dataset's background audio mixed into the positives at these "
+        f"SNRs in dB (default: {' '.join(f'{snr:g}' for snr in NOISE_SNRS_DB)}; the flag alone: skip)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument(
         "--output-dir", default=None, help="write calibration.json, det_curve.png, score_histogram.png here"
@@ -40,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of mww-evaluate."""
     args = _parser().parse_args(argv)
     from mww.config import ConfigError, config_from_args
-    from mww.evaluate import EvaluateError, evaluate_model, format_report
+    from mww.evaluate import NOISE_SNRS_DB, EvaluateError, evaluate_model, format_report
     from mww.export import ExportError
     from mww.feature_store import FeatureStoreError
     from mww.ingest import IngestError
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             split=args.split,
             analyze=args.analyze,
             output_dir=args.output_dir,
+            noise_snrs_db=NOISE_SNRS_DB if args.noise_snr is None else args.noise_snr,
             progress=not args.json and sys.stderr.isatty(),
             log=log,
         )
