@@ -14,8 +14,17 @@ from conftest import build_dataset, dataset_paths, tone, write
 from mww.checkpoints import BEST_NAME
 from mww.config import config_from_dict
 from mww.sampler import step_rng
-from mww.train import RunLog, Trainer, TrainError, format_duration, phase_of, progress_line
-from mww.train_data import TrainDataError
+from mww.train import (
+    RunLog,
+    Trainer,
+    TrainError,
+    format_duration,
+    noise_key,
+    phase_of,
+    progress_line,
+    validation_table,
+)
+from mww.train_data import NOISE_SNRS_DB, EvalData, TrainDataError
 
 TINY_MODEL = {
     "first_conv_filters": 8,
@@ -127,8 +136,11 @@ def test_training_writes_checkpoints_logs_and_calibration(dataset, tmp_path):
         "auc_roc",
         "ambient_false_positives_per_hour",
         "hard_negative_false_detection_rate",
+        *(noise_key(snr) for snr in NOISE_SNRS_DB),  # the dataset has background audio
     ):
         assert key in sidecar["metrics"]
+    assert 0.0 <= sidecar["metrics"][noise_key(20.0)] <= 1.0
+    assert "operating point recall in noise: 20 dB SNR " in out
     assert "Phase 1 • 10/50 • 20.0%" in out and "Phase 2 • 50/50 • 100.0%" in out
     assert "» FA/hour (ambient+neg.)" in out
     assert result.log_path.read_text().count("Validation at step") == 2
@@ -137,6 +149,42 @@ def test_training_writes_checkpoints_logs_and_calibration(dataset, tmp_path):
     mined = json.loads((ckpt / "mined_hard_negatives.json").read_text())
     assert mined["step"] == 25 and len(mined["windows"]) == 5
     assert (ckpt / "mined_hard_negatives.csv").is_file()
+
+
+def test_validation_recall_in_noise_is_measured_at_the_operating_point(tmp_path):
+    """A stand-in scorer: clean positives fire, so does one of the two 20 dB clips, no 10 dB clip."""
+    frames = 40
+    loud, quiet = np.ones((frames, 40), np.float32), np.zeros((frames, 40), np.float32)
+    data = EvalData(
+        windows=np.zeros((3, frames, 40), np.float32),
+        labels=np.array([1, 1, 0], np.float32),
+        kinds=["positive", "positive", "negative"],
+        positive_streams=[loud, loud],
+        positive_paths=[Path("p0.wav"), Path("p1.wav")],
+        negative_streams=[quiet],
+        hard_negative_streams=[quiet],
+        ambient_streams=[np.zeros((600, 40), np.float32)],
+        ambient_paths=[Path("a.wav")],
+        ambient_seconds=6.0,
+        noise_streams={20.0: [loud, quiet], 10.0: [quiet, quiet]},
+    )
+
+    def stream(streams):  # probability 0.99 all along a loud stream, 0 along a quiet one
+        return [np.full(len(s) // 3, 0.99 * float(s.max())) for s in streams]
+
+    trainer = Trainer(tiny_config(tmp_path, tmp_path), progress=False, out=io.StringIO())
+    metrics = trainer.evaluate(lambda windows: np.array([[0.9], [0.9], [0.1]]), data, stream)
+    print(
+        f"\noperating point {metrics['operating_point_cutoff']} / {metrics['operating_point_window']}: "
+        f"recall {metrics['operating_point_recall']}, in noise {metrics[noise_key(20.0)]} at 20 dB, "
+        f"{metrics[noise_key(10.0)]} at 10 dB"
+    )
+    assert metrics["operating_point_recall"] == 1.0
+    assert metrics[noise_key(20.0)] == 0.5 and metrics[noise_key(10.0)] == 0.0
+    table = validation_table(metrics, 25, tty=False)
+    assert table[-1] == "  operating point recall in noise: 20 dB SNR 0.5000, 10 dB SNR 0.0000"
+    del metrics[noise_key(20.0)], metrics[noise_key(10.0)]  # no background audio: no such line
+    assert "in noise" not in validation_table(metrics, 25, tty=False)[-1]
 
 
 def test_sample_weights_follow_source_and_phase(dataset, tmp_path):

@@ -51,14 +51,13 @@ from mww.metrics import (
     sweep_recall_fah,
 )
 from mww.runtime import WakeWordModel, invocation_seconds, stream_outputs
-from mww.train_data import EvalData
+from mww.train_data import NOISE_SNRS_DB, EvalData
 
 if TYPE_CHECKING:
     from mww.prepare import PreparedData
 
 SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 LISTED = 10  # worst positives and loudest false activations listed
-NOISE_SNRS_DB = (20.0, 10.0)  # recall in noise: background audio mixed into the positives at these SNRs
 EVENTS_LISTED = 1000  # detections on negative audio listed in full (--json), in file and time order
 OutputsFn = Callable[[list[np.ndarray]], list[np.ndarray]]  # float feature streams → uint8 outputs of each
 

@@ -48,7 +48,7 @@ from mww.sampler import Batch, Prefetcher, Source, WindowSampler, step_rng
 from mww.scoring import StreamScorer, score_windows
 from mww.specaugment import get_spec_augment, phase_mask_settings
 from mww.streaming import sequence_scorer
-from mww.train_data import EvalData, TrainingData, build_training_data
+from mww.train_data import NOISE_SNRS_DB, EvalData, TrainingData, build_training_data
 
 RESUME_DIR = "resume"
 PROGRESS_BAR = "{desc} |{bar:20}|"  # the progress line, then the bar
@@ -213,6 +213,11 @@ class RunLog:
         self._file.close()
 
 
+def noise_key(snr_db: float) -> str:
+    """Metrics key of the recall in noise at `snr_db` ("operating_point_recall_in_noise_20db")."""
+    return f"operating_point_recall_in_noise_{snr_db:g}db"
+
+
 def validation_table(metrics: dict[str, Any], step: int, tty: bool) -> list[str]:
     """The validation metrics as a small table; the FA/h row stands out."""
     lines = [f"Validation at step {step}:"]
@@ -236,6 +241,11 @@ def validation_table(metrics: dict[str, Any], step: int, tty: bool) -> list[str]
         f"FA/h {metrics['operating_point_fah']:.3f}"
         + ("" if metrics["operating_point_meets_target"] else " (misses the target)")
     )
+    in_noise = [
+        f"{snr:g} dB SNR {metrics[noise_key(snr)]:.4f}" for snr in NOISE_SNRS_DB if noise_key(snr) in metrics
+    ]
+    if in_noise:
+        lines.append("  operating point recall in noise: " + ", ".join(in_noise))
     return lines
 
 
@@ -356,6 +366,12 @@ class Trainer:
         cutoff, window = self.config.export.probability_cutoff, self.config.export.sliding_window_size
         fired = sum(bool(detect(h, cutoff, window, stride=stride, armed_at_start=True)) for h in hard)
         metrics["hard_negative_false_detection_rate"] = fired / len(hard) if hard else 0.0
+        # Recall in noise at the operating point (what export would use): positives over background audio.
+        at = (metrics["operating_point_cutoff"], metrics["operating_point_window"])
+        for snr, streams in data.noise_streams.items():
+            outputs = [probabilities_to_uint8(p) for p in stream(streams)]
+            hits = sum(bool(detect(o, *at, stride=stride, armed_at_start=True)) for o in outputs)
+            metrics[noise_key(snr)] = hits / len(outputs) if outputs else 0.0
         return metrics
 
     # ------------------------------------------------------------------ resume state

@@ -25,6 +25,7 @@ from mww.sampler import Source
 logger = logging.getLogger(__name__)
 
 TRAIN_KINDS = ("positive", "negative", "hard_negative")
+NOISE_SNRS_DB = (20.0, 10.0)  # recall in noise: background audio mixed into the positives at these SNRs
 LABELS = {"positive": 1, "negative": 0, "hard_negative": 0}
 
 
@@ -50,6 +51,7 @@ class EvalData:
     hard_negative_paths: list[Path] = field(default_factory=list)
     positive_speakers: list[str] = field(default_factory=list)
     ambient_durations: list[float] = field(default_factory=list)  # measured seconds per recording
+    noise_streams: dict[float, list[np.ndarray]] = field(default_factory=dict)  # positives in noise, by SNR
 
     @property
     def ambient_hours(self) -> float:
@@ -251,4 +253,9 @@ def build_training_data(config: MwwConfig, input_frames: int, progress: bool = T
                 for v in augmented.variants.get(c.path, [])
             ]
     validation = eval_data(config, prepared, "validation", input_frames, progress)
+    if background:
+        validation.noise_streams = {
+            snr: list(positives_in_noise(config, prepared, "validation", snr, background, progress).values())
+            for snr in NOISE_SNRS_DB
+        }
     return TrainingData(sources, store, pool, validation, prepared, counts)
