@@ -17,10 +17,10 @@ listening). False activations per hour are counted over the ambient recordings (
 negative clips (one utterance each), divided by their real durations (`mww.metrics`).
 
 Recall in noise: the same positives, placed the same way, with the dataset's background audio mixed
-in at each of `NOISE_SNRS_DB` (AddBackgroundNoise, as augmentation does it, so the SNR is measured
-over the whole placed window: a 1 s phrase in a 3.2 s window is about 5 dB louder than that against
-the noise), scored at the same cutoff and window. Clean clips say how well the model knows the
-phrase; a device hears it over a room.
+in at each of `mww.train_data.NOISE_SNRS_DB`, scored at the same cutoff and window. The mixing is
+AddBackgroundNoise, as augmentation does it, so the SNR is measured over the whole placed window: a
+1 s phrase in a 3.2 s window stands about 5 dB higher above the noise than the figure. Clean clips
+say how well the model knows the phrase; a device hears it over a room.
 """
 
 from __future__ import annotations

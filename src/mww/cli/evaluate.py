@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _parser() -> argparse.ArgumentParser:
     from mww.config import add_config_arguments
-    from mww.evaluate import NOISE_SNRS_DB
+    from mww.train_data import NOISE_SNRS_DB
 
     parser = argparse.ArgumentParser(prog="mww-evaluate", description=__doc__)
     parser.add_argument("--checkpoint", default=None, help="Keras weights (.weights.h5) written by mww-train")
@@ -50,13 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of mww-evaluate."""
     args = _parser().parse_args(argv)
     from mww.config import ConfigError, config_from_args
-    from mww.evaluate import NOISE_SNRS_DB, EvaluateError, evaluate_model, format_report
+    from mww.evaluate import EvaluateError, evaluate_model, format_report
     from mww.export import ExportError
     from mww.feature_store import FeatureStoreError
     from mww.ingest import IngestError
     from mww.model import ModelConfigError
     from mww.runtime import ModelLoadError
-    from mww.train_data import TrainDataError
+    from mww.train_data import NOISE_SNRS_DB, TrainDataError
 
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
     try:
