@@ -27,7 +27,7 @@ from mww.metrics import auc_roc
 from mww.prepare import prepare_data
 from mww.runtime import invocation_seconds
 from mww.train import Trainer
-from mww.train_data import eval_data
+from mww.train_data import NOISE_SNRS_DB, eval_data
 
 pytestmark = pytest.mark.slow
 
@@ -127,9 +127,12 @@ def test_checkpoint_and_tflite_evaluations_agree_within_the_reported_gap(trained
         f"{tflite.at_settings['sliding_window_size']}: float recall {keras.at_settings['recall']:.3f} / "
         f"{keras.at_settings['fah']:.2f} FA/h, int8 recall {tflite.at_settings['recall']:.3f} / "
         f"{tflite.at_settings['fah']:.2f} FA/h; outputs differ by mean {diff['mean']:.2f}, max "
-        f"{diff['max']} steps"
+        f"{diff['max']} steps; int8 recall in noise "
+        + ", ".join(f"{r['recall']:.3f} at {r['snr_db']:g} dB" for r in tflite.noise)
     )
     assert diff["mean"] <= 4.0
+    # the generated dataset has background audio: every test positive is also heard over it
+    assert [r["clips"] for r in tflite.noise] == [tflite.counts["positives"]] * len(NOISE_SNRS_DB)
 
 
 def test_evaluate_detection_times_match_pymicro_wakeword(trained, tmp_path):
