@@ -393,6 +393,18 @@ def detect(
     return _scan_events(candidates, lows, c, window, refractory, stride, armed_at_start)
 
 
+def detected_in(
+    streams: Sequence[ArrayLike],
+    cutoff: float,
+    window: int,
+    *,
+    stride: int = STREAMING_STRIDE,
+    armed_at_start: bool = False,
+) -> list[bool]:
+    """Whether the detector fires at least once in each stream (one clip, one utterance each)."""
+    return [bool(detect(s, cutoff, window, stride=stride, armed_at_start=armed_at_start)) for s in streams]
+
+
 def count_detections_sweep(
     probs: ArrayLike,
     cutoffs_u8: ArrayLike,

@@ -39,7 +39,7 @@ from mww.atomic import atomic_write_bytes, atomic_write_json
 from mww.checkpoints import CALIBRATION_FILE
 from mww.config_schema import ModelConfig, MwwConfig
 from mww.constants import OUTPUT_SCALE
-from mww.detection import cutoff_to_uint8, detect, first_detection_sweep, probabilities_to_uint8
+from mww.detection import cutoff_to_uint8, detect, detected_in, first_detection_sweep, probabilities_to_uint8
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     DEFAULT_CUTOFFS,
@@ -153,12 +153,6 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-def detected_in(streams: Sequence[np.ndarray], settings: Settings, stride: int) -> list[bool]:
-    """Whether the device's detector fires in each clip's outputs (a detector that was listening)."""
-    cutoff, window = settings.probability_cutoff, settings.sliding_window_size
-    return [bool(detect(s, cutoff, window, stride=stride, armed_at_start=True)) for s in streams]
 
 
 def _mean_at(stream: np.ndarray, k: int, window: int) -> float:
@@ -281,9 +275,9 @@ def measure(
     chosen = recommended_operating_point(calibration, target_fah)
     cutoff, window = settings.probability_cutoff, settings.sliding_window_size
 
-    # Per stream, at the evaluated settings.
-    detected = detected_in(out.positives, settings, stride)
-    hard_fired = detected_in(out.hard_negatives, settings, stride)
+    # Per stream, at the evaluated settings, heard by a detector that was listening.
+    detected = detected_in(out.positives, cutoff, window, stride=stride, armed_at_start=True)
+    hard_fired = detected_in(out.hard_negatives, cutoff, window, stride=stride, armed_at_start=True)
     ambient_events = _event_list(out.ambient, data.ambient_paths, "ambient", settings, stride, first, False)
     negative_events = _event_list(
         out.negatives, data.negative_paths, "negative", settings, stride, first, True
@@ -470,7 +464,13 @@ def recall_in_noise(
     for snr in snrs_db:
         streams = positives_in_noise(config, prepared, SPLITS[split], float(snr), background, progress)
         paths = [p for p in data.positive_paths if p in streams]
-        hits = detected_in(outputs([streams[p] for p in paths]), settings, config.model.stride)
+        hits = detected_in(
+            outputs([streams[p] for p in paths]),
+            settings.probability_cutoff,
+            settings.sliding_window_size,
+            stride=config.model.stride,
+            armed_at_start=True,
+        )
         rows.append(
             {
                 "snr_db": float(snr),

@@ -35,7 +35,7 @@ from mww.checkpoints import (
 )
 from mww.config_schema import MwwConfig, TrainingConfig
 from mww.constants import MEL_BINS
-from mww.detection import detect, probabilities_to_uint8
+from mww.detection import detected_in, probabilities_to_uint8
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     OPERATING_POINT_WINDOWS,
@@ -364,14 +364,13 @@ class Trainer:
             check_duration=False,
         )
         cutoff, window = self.config.export.probability_cutoff, self.config.export.sliding_window_size
-        fired = sum(bool(detect(h, cutoff, window, stride=stride, armed_at_start=True)) for h in hard)
-        metrics["hard_negative_false_detection_rate"] = fired / len(hard) if hard else 0.0
+        fired = detected_in(hard, cutoff, window, stride=stride, armed_at_start=True)
+        metrics["hard_negative_false_detection_rate"] = sum(fired) / len(fired) if fired else 0.0
         # Recall in noise at the operating point (what export would use): positives over background audio.
         at = (metrics["operating_point_cutoff"], metrics["operating_point_window"])
         for snr, streams in data.noise_streams.items():
-            outputs = [probabilities_to_uint8(p) for p in stream(streams)]
-            hits = sum(bool(detect(o, *at, stride=stride, armed_at_start=True)) for o in outputs)
-            metrics[noise_key(snr)] = hits / len(outputs) if outputs else 0.0
+            hits = detected_in(stream(streams), *at, stride=stride, armed_at_start=True)
+            metrics[noise_key(snr)] = sum(hits) / len(hits) if hits else 0.0
         return metrics
 
     # ------------------------------------------------------------------ resume state
