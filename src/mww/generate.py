@@ -909,7 +909,7 @@ _MANIFEST_KEYS = (
 def _made_here(output_dir: Path) -> dict | None:
     """The generation.json of a dataset this generator wrote into `output_dir`, or None."""
     try:
-        manifest = json.loads((output_dir / "generation.json").read_text(encoding="utf-8"))
+        manifest = json.loads(_dataset_paths(output_dir)["manifest"].read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
@@ -961,8 +961,9 @@ def _changed_files(output_dir: Path, manifest: dict) -> str | None:
         found = sum(1 for _ in (output_dir / name).rglob("*.wav")) if (output_dir / name).is_dir() else 0
         if found != listed.get(name):
             return f"{name}/ holds {found} WAV files where generation.json lists {listed.get(name)}"
-    if not (output_dir / "demo_override.yaml").is_file():
-        return "demo_override.yaml is missing"
+    override = _dataset_paths(output_dir)["override"]
+    if not override.is_file():
+        return f"{override.name} is missing"
     return None
 
 
