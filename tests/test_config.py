@@ -479,6 +479,16 @@ ERROR_CASES = [
     ),
     pytest.param({"training": {"target_minimization": float("nan")}}, ["finite number"], id="nan"),
     pytest.param(
+        {"training": {"maximization_metric": "average_viable_recal"}},
+        ["'training.maximization_metric'", "higher is better", "Did you mean 'average_viable_recall'?"],
+        id="metric-typo",
+    ),
+    pytest.param(
+        {"training": {"minimization_metric": "average_viable_recall"}},
+        ["'training.minimization_metric'", "lower is better", "ambient_false_positives_per_hour"],
+        id="metric-direction",
+    ),
+    pytest.param(
         {"training": {"batch_size": 0}},
         ["Out of range: 'training.batch_size'", "is 0", "must be >= 1"],
         id="range",

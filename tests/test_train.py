@@ -13,6 +13,7 @@ import pytest
 from conftest import build_dataset, dataset_paths, tone, write
 from mww.checkpoints import BEST_NAME
 from mww.config import config_from_dict
+from mww.config_schema import HIGHER_IS_BETTER_METRICS, LOWER_IS_BETTER_METRICS
 from mww.sampler import step_rng
 from mww.train import (
     RunLog,
@@ -181,6 +182,8 @@ def test_validation_recall_in_noise_is_measured_at_the_operating_point(tmp_path)
     )
     assert metrics["operating_point_recall"] == 1.0
     assert metrics[noise_key(20.0)] == 0.5 and metrics[noise_key(10.0)] == 0.0
+    # every metric the config lets checkpoint selection follow is one that validation measures
+    assert set(LOWER_IS_BETTER_METRICS + HIGHER_IS_BETTER_METRICS) <= set(metrics)
     table = validation_table(metrics, 25, tty=False)
     assert table[-1] == "  operating point recall in noise: 20 dB SNR 0.5000, 10 dB SNR 0.0000"
     del metrics[noise_key(20.0)], metrics[noise_key(10.0)]  # no background audio: no such line
@@ -251,6 +254,23 @@ def test_missing_ambient_and_negatives_are_explained(tmp_path):
     write(root / "data" / "ambient" / "b.wav", tone(5.0, 120.0))
     with pytest.raises(TrainDataError, match="no usable negative clips in the training split"):
         run(tiny_config(root / "data", root))
+
+
+def test_selecting_by_recall_in_noise_needs_background_audio(tmp_path, capsys):
+    from mww.cli.train import main
+    from mww.config import dump_config
+
+    build_dataset(tmp_path / "data", speakers=4, per_speaker=2, negatives=4)
+    for f in (tmp_path / "data" / "background").iterdir():
+        f.unlink()
+    cfg = tiny_config(tmp_path / "data", tmp_path, maximization_metric=noise_key(20.0))
+    assert main(["--config", str(dump_config(cfg, tmp_path / "cfg.yaml")), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    print(f"\n{err.strip()}")
+    assert "'training.maximization_metric' is 'operating_point_recall_in_noise_20db'" in err
+    assert "no background audio" in err and "Traceback" not in err
+    assert not (tmp_path / "processed").exists()  # refused before any data was prepared
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_cli_exit_codes(dataset, tmp_path, capsys, monkeypatch):

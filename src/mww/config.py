@@ -113,6 +113,17 @@ _FIXED_REASONS = {
     ),
 }
 
+_CHOICE_NOTES = {
+    "training.minimization_metric": (
+        " These are the validation metrics where lower is better; checkpoint selection keeps the "
+        "lowest until it is at or below 'training.target_minimization'."
+    ),
+    "training.maximization_metric": (
+        " These are the validation metrics where higher is better; checkpoint selection keeps the "
+        "highest among the checkpoints within 'training.target_minimization'."
+    ),
+}
+
 _BLOCK_FORMATS = {
     "ints": "comma-separated whole numbers, one per block, like '60,60,60,60'",
     "kernels": "comma-separated bracketed lists of kernel sizes, one list per block, like '[5],[9],[13],[21]'"
@@ -681,7 +692,7 @@ def _check_scalar(value: Any, rules: Mapping[str, Any], shown_key: str, key: str
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(
             f"Invalid choice for '{shown_key}' in {source}: got {_show(value)}, but it must be one of: "
-            f"{choices}.{hint} Set '{shown_key}' to one of these."
+            f"{choices}.{_CHOICE_NOTES.get(key, '')}{hint} Set '{shown_key}' to one of these."
         )
     if isinstance(value, numbers.Real) and not _in_bounds(value, rules):
         raise ConfigError(

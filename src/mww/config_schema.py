@@ -70,6 +70,30 @@ KNOWN_RULES = frozenset(
 )
 
 ARCHITECTURES = ("mixednet", "dnn", "cnn", "crnn")
+# Validation metrics that checkpoint selection can follow (`training.minimization_metric` and
+# `training.maximization_metric`): the names of the trainer's validation metrics where lower, or
+# higher, is better. The recall-in-noise ones need background audio in the dataset.
+LOWER_IS_BETTER_METRICS = (
+    "ambient_false_positives_per_hour",
+    "ambient_false_activations",
+    "operating_point_fah",
+    "hard_negative_false_detection_rate",
+    "eer",
+)
+HIGHER_IS_BETTER_METRICS = (
+    "average_viable_recall",
+    "recall_at_target_fah",
+    "recall_at_no_fa",
+    "operating_point_recall",
+    "operating_point_recall_in_noise_20db",
+    "operating_point_recall_in_noise_10db",
+    "streaming_recall",
+    "auc_roc",
+    "f1",
+    "recall",
+    "precision",
+    "accuracy",
+)
 CLUSTERING_METHODS = ("agglomerative", "threshold")
 AUGMENTATION_NAMES = (
     "SevenBandParametricEQ",
@@ -192,9 +216,9 @@ class TrainingConfig:
     time_mask_count: list[int] = setting([0, 0], min=0, per_phase=True)
     freq_mask_max_size: list[int] = setting([0, 0], min=0, max=MEL_BINS, per_phase=True)
     freq_mask_count: list[int] = setting([0, 0], min=0, per_phase=True)
-    minimization_metric: str = setting("ambient_false_positives_per_hour", not_blank=True)
+    minimization_metric: str = setting("ambient_false_positives_per_hour", choices=LOWER_IS_BETTER_METRICS)
     target_minimization: float = setting(0.5, min=0)
-    maximization_metric: str = setting("average_viable_recall", not_blank=True)
+    maximization_metric: str = setting("average_viable_recall", choices=HIGHER_IS_BETTER_METRICS)
 
     @property
     def num_phases(self) -> int:

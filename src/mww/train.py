@@ -48,7 +48,7 @@ from mww.sampler import Batch, Prefetcher, Source, WindowSampler, step_rng
 from mww.scoring import StreamScorer, score_windows
 from mww.specaugment import get_spec_augment, phase_mask_settings
 from mww.streaming import sequence_scorer
-from mww.train_data import NOISE_SNRS_DB, EvalData, TrainingData, build_training_data
+from mww.train_data import NOISE_SNRS_DB, EvalData, TrainingData, build_training_data, noise_key
 
 RESUME_DIR = "resume"
 PROGRESS_BAR = "{desc} |{bar:20}|"  # the progress line, then the bar
@@ -211,11 +211,6 @@ class RunLog:
         if self._bar is not None:
             self._bar.close()
         self._file.close()
-
-
-def noise_key(snr_db: float) -> str:
-    """Metrics key of the recall in noise at `snr_db` ("operating_point_recall_in_noise_20db")."""
-    return f"operating_point_recall_in_noise_{snr_db:g}db"
 
 
 def validation_table(metrics: dict[str, Any], step: int, tty: bool) -> list[str]:

@@ -8,6 +8,7 @@ recordings are scored as the device streams them, from their clean features.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 TRAIN_KINDS = ("positive", "negative", "hard_negative")
 NOISE_SNRS_DB = (20.0, 10.0)  # recall in noise: background audio mixed into the positives at these SNRs
+
+
+def noise_key(snr_db: float) -> str:
+    """Metrics key of the recall in noise at `snr_db` ("operating_point_recall_in_noise_20db")."""
+    return f"operating_point_recall_in_noise_{snr_db:g}db"
+
+
 LABELS = {"positive": 1, "negative": 0, "hard_negative": 0}
 
 
@@ -99,6 +107,24 @@ def check_dataset(prepared: PreparedData, config: MwwConfig) -> None:
         )
     if problems:
         raise TrainDataError("The dataset cannot be trained on: " + "; ".join(problems) + ".")
+
+
+def check_selection_metrics(config: MwwConfig, background: Sequence[Path]) -> None:
+    """Refuse a checkpoint-selection metric that this dataset cannot measure (recall in noise with
+    no background audio), before any augmentation or training time is spent."""
+    if background:
+        return
+    training = config.training
+    for key in ("minimization_metric", "maximization_metric"):
+        name = getattr(training, key)
+        if name in {noise_key(snr) for snr in NOISE_SNRS_DB}:
+            raise TrainDataError(
+                f"'training.{key}' is '{name}', but the dataset has no background audio (folder "
+                f"{config.paths.background_dir}, plus 'augmentation.background_paths') to mix into the "
+                "validation positives, so recall in noise cannot be measured and no checkpoint could be "
+                "selected by it. Add background recordings (noise, music, speech babble; mww-generate makes "
+                "them for the demo) or choose another metric, such as 'average_viable_recall'."
+            )
 
 
 def _placed(
@@ -211,11 +237,12 @@ def eval_data(
 
 def build_training_data(config: MwwConfig, input_frames: int, progress: bool = True) -> TrainingData:
     """Prepare, check, augment and assemble everything one training run reads."""
+    background, rirs = augmentation_files(config)
+    check_selection_metrics(config, background)
     prepared = prepare_data(config, progress=progress)
     check_dataset(prepared, config)
     workers = config.performance.resolved_num_workers()
     train_clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, "train")]
-    background, rirs = augmentation_files(config)
     store = open_augmented_store(config.paths.processed_dir, config.augmentation, background, rirs)
     augmented = augment_clips(
         train_clips, config, store, workers, progress, background_files=background, rir_files=rirs
