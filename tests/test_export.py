@@ -164,7 +164,12 @@ def test_default_mixednet_exports_verifies_and_matches_keras(default_export, str
     checkpoint = output.parent / "checkpoints" / "best_weights.weights.h5"
     result = convert_model_saved(checkpoint, output, "api", cfg)
     assert result.tflite_path.read_bytes() == tflite.read_bytes()  # deterministic export
-    deviation, _, _ = int8_vs_keras(result, model, cfg, stream_features, "default MixedNet (fresh)")
+    deviation, expected, _ = int8_vs_keras(result, model, cfg, stream_features, "default MixedNet (fresh)")
+    # Freshly initialised, the default MixedNet answers 0.5 (uint8 128) to everything: its activations
+    # shrink block after block. So this pins the output's quantization (scale 1/256, zero point 0) and
+    # nothing more; how closely int8 follows an output that moves is measured, for this architecture
+    # too, in test_int8_export_tracks_keras_when_the_output_moves.
+    assert expected.max() - expected.min() <= MAX_UINT8_DEVIATION
     assert deviation.max() <= MAX_UINT8_DEVIATION
     assert result.max_quantization_error_steps is not None
 
