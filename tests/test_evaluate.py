@@ -232,7 +232,7 @@ def test_tflite_evaluation_runs_the_device_path_and_prints_json(
     _, _, config_file = tone_dataset
     code, out, err = _cli(
         [
-            *("--tflite", str(official_model.with_suffix(".tflite")), "--manifest", str(official_model)),
+            *("--tflite", str(official_model.with_suffix(".tflite"))),  # its manifest is found beside it
             *("--config", str(config_file), "--split", "test", "--json", "--output-dir", str(tmp_path / "o")),
         ],
         capsys,
@@ -242,6 +242,7 @@ def test_tflite_evaluation_runs_the_device_path_and_prints_json(
     manifest = json.loads(official_model.read_text())["micro"]
     assert result["at_settings"]["probability_cutoff"] == manifest["probability_cutoff"]
     assert result["at_settings"]["sliding_window_size"] == manifest["sliding_window_size"]
+    assert result["at_settings"]["settings_from"] == f"the manifest {official_model}"
     assert result["counts"]["positives"] == 4 and result["counts"]["ambient_recordings"] >= 1
     assert "tflite" in result["model"]["kind"]
     assert (tmp_path / "o" / "det_curve.png").is_file()
@@ -320,6 +321,10 @@ def test_bad_input_exits_2_with_one_paragraph(tone_dataset, official_model, caps
     not_json = tmp_path / "bad.json"
     not_json.write_text("{not json")
     cases["manifest not json"] = (["--manifest", str(not_json), *common], "JSON")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(official_model.with_suffix(".tflite"), alone / "ww.tflite")  # no manifest beside it
+    cases["tflite without manifest"] = (["--tflite", str(alone / "ww.tflite"), *common], "pass its manifest")
     not_model = tmp_path / "not_a_model.tflite"
     not_model.write_bytes(b"\x00" * 64)
     cases["not a model"] = (

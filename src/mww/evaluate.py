@@ -530,6 +530,7 @@ def evaluate_model(
 ) -> Evaluation:
     """Evaluate a checkpoint (float Keras) or an exported model (TFLite Micro) on one split.
 
+    An exported model's cutoff and window come from `manifest`, by default `<tflite>.json` beside it.
     `analyze` needs a checkpoint: it also runs the int8 model (the given `tflite`, else an export of
     the checkpoint) on the same audio and reports the gap. `output_dir` gets calibration.json (the
     recommended operating point, which mww-export reads), det_curve.png and score_histogram.png.
@@ -563,6 +564,8 @@ def evaluate_model(
             f"The checkpoint {ckpt} does not exist. Pass a .weights.h5 file written by mww-train, for "
             "example checkpoints/best_weights.weights.h5."
         )
+    if tflite is not None and manifest is None and Path(tflite).with_suffix(".json").is_file():
+        manifest = Path(tflite).with_suffix(".json")  # as mww-export writes it, and mww-verify finds it
     stride = config.model.stride
     input_frames = training_input_frames(config.hardware, config.model)
     exported = None

@@ -23,7 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default=None, help="Keras weights (.weights.h5) written by mww-train")
     parser.add_argument("--tflite", default=None, help="an exported model (.tflite), run in TFLite Micro")
     parser.add_argument(
-        "--manifest", default=None, help="the model's manifest (.json; default: cutoff/window from it)"
+        "--manifest",
+        default=None,
+        help="the model's manifest, which gives the cutoff and window (default: <model>.json next to the "
+        "--tflite model, if present)",
     )
     add_config_arguments(parser)
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (test)")
