@@ -600,15 +600,16 @@ def evaluate_model(
         if analyze and exported is None:
             assert ckpt is not None
             exported = load_wake_word_model(_quantized_twin(ckpt, config, Path(tmp), say))
-        tflite_out = run_outputs(data, tflite_outputs_fn(exported, input_frames)) if exported else None
+        tflite_fn = tflite_outputs_fn(exported, input_frames) if exported else None
+        tflite_out = run_outputs(data, tflite_fn) if tflite_fn else None
     settings = _settings(config, ckpt, exported if evaluated_tflite else None)
     if ckpt is not None and evaluated_tflite is False:
         assert keras_out is not None and keras_fn is not None
         main_out, main_fn = keras_out, keras_fn
         kind, path = "checkpoint (float Keras model)", str(ckpt)
     else:
-        assert tflite_out is not None and exported is not None
-        main_out, main_fn = tflite_out, tflite_outputs_fn(exported, input_frames)
+        assert tflite_out is not None and tflite_fn is not None and exported is not None
+        main_out, main_fn = tflite_out, tflite_fn
         kind, path = "tflite (int8, TFLite Micro)", str(exported.tflite_path)
     measured = measure(data, main_out, settings, **kw)
     gap = None
