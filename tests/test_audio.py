@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone, write
-from mww.audio import AudioError, load_audio, resample, to_pcm16, write_wav
+from mww.audio import TRIM_KEEP_S, AudioError, load_audio, resample, sound_end, to_pcm16, write_wav
 from mww.constants import SAMPLE_RATE_HZ
 
 
@@ -75,3 +75,38 @@ def test_to_pcm16_clips_and_undoes_reading_16_bit_audio_as_floats():
     ]
     every = np.arange(-32768, 32768, dtype=np.int16)
     np.testing.assert_array_equal(to_pcm16(every.astype(np.float32) / 32768), every)
+
+
+def _phrase_then(silence_s: float, noise_rms: float = 0.0, seed: int = 0) -> tuple[np.ndarray, int]:
+    """0.2 s of quiet lead-in, a 0.6 s "phrase" (a tone whose last 0.1 s fades), then silence;
+    returns the audio and the sample where the phrase ends."""
+    rng = np.random.default_rng(seed)
+    phrase = tone(0.6, 440.0, amp=0.3)
+    phrase[-1600:] *= np.linspace(1.0, 0.0, 1600)
+    audio = np.concatenate([np.zeros(3200), phrase, np.zeros(round(silence_s * SAMPLE_RATE_HZ))])
+    audio = audio + rng.normal(0.0, noise_rms, audio.size) if noise_rms else audio
+    return audio.astype(np.float32), 3200 + phrase.size
+
+
+@pytest.mark.parametrize("noise_rms", [0.0, 1e-4, 3e-3], ids=["digital silence", "quiet room", "noisy room"])
+@pytest.mark.parametrize("silence_s", [0.0, 0.4, 1.7])
+def test_sound_end_finds_where_the_phrase_stops_whatever_silence_follows(silence_s, noise_rms):
+    audio, phrase_end = _phrase_then(silence_s, noise_rms)
+    end = sound_end(audio)
+    keep = round(TRIM_KEEP_S * SAMPLE_RATE_HZ)
+    after_ms = (end - phrase_end) * 1000 / SAMPLE_RATE_HZ
+    print(f"\n{silence_s} s of silence, noise rms {noise_rms}: sound ends {after_ms:.0f} ms after the phrase")
+    if silence_s == 0.0:
+        assert end == audio.size
+    else:  # the fading tail counts as sound until it is 40 dB down (or 10 dB above the noise)
+        assert phrase_end - 1600 <= end <= phrase_end + keep + 160
+
+
+def test_sound_end_leaves_clips_it_cannot_read_alone():
+    rng = np.random.default_rng(1)
+    hiss = rng.normal(0.0, 0.05, SAMPLE_RATE_HZ * 3 // 2)
+    loud_noise = (tone(1.5, 440.0, amp=0.05) + hiss).astype(np.float32)
+    assert sound_end(loud_noise) == loud_noise.size  # noise floor within 20 dB of the peak
+    assert sound_end(np.zeros(100, np.float32)) == 100  # shorter than two frames
+    audio, phrase_end = _phrase_then(1.0)
+    assert sound_end(audio[: phrase_end + 50]) == phrase_end + 50  # nothing after it to trim

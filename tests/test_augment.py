@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import build_dataset, make_config, tone, write
+from mww.audio import TRIM_KEEP_S
 from mww.augment import (
     augment_clips,
     augmentation_files,
@@ -13,6 +14,7 @@ from mww.augment import (
     chunk_samples,
     effective_variants,
     load_end_frames,
+    load_placements,
     open_augmented_store,
     piece_of,
     place_clip,
@@ -276,6 +278,35 @@ def test_second_run_computes_nothing_and_changes_give_a_new_store(dataset):
     rir = root / "rirs" / "r.wav"
     write(rir, np.exp(-np.arange(800) / 50.0).astype(np.float32))
     assert augment_clips(clips[:1], cfg).store_root != noise.store_root
+
+
+@pytest.mark.parametrize("kind", ["positive", "hard_negative", "negative"])
+def test_a_clip_is_placed_by_the_end_of_its_sound_not_of_its_file(tmp_path, kind):
+    """A recording that goes on in silence after the phrase must put the phrase where one without
+    that silence puts it: just before the decision, not the silence's length earlier."""
+    root = tmp_path / "dataset"
+    sound = tone(0.6, 500.0)
+    paths = {"tail": root / kind / "spk" / "tail.wav", "none": root / kind / "spk" / "none.wav"}
+    # 0.8 s of silence: the file still fits the window, so even a negative is placed whole
+    write(paths["tail"], np.concatenate([sound, np.zeros(round(0.8 * SAMPLE_RATE_HZ), np.float32)]))
+    write(paths["none"], sound)
+    clips = [Clip(paths["tail"], kind, "spk", 1.4), Clip(paths["none"], kind, "spk", 0.6)]
+    cfg = config(root, variants_per_clip=1)
+    result = augment_clips(clips, cfg)
+    store = FeatureStore(result.store_root, width=40)
+    tail, none = (result.variants[paths[name]][0] for name in ("tail", "none"))
+    assert abs(tail.end_frame - none.end_frame) <= 1  # both ~0.2 s before the window end
+    assert tail.length_s == pytest.approx(0.6 + TRIM_KEEP_S, abs=0.011)  # the part of the file it holds
+    assert none.length_s == pytest.approx(0.6, abs=1e-3)
+    assert load_placements(store)[tail.key] == (tail.end_frame, tail.length_s)
+    level = {
+        name: np.asarray(store.get(v.key), np.float64).mean(axis=1)
+        for name, v in (("tail", tail), ("none", none))
+    }
+    # the last 0.4 s of the sound, in both: as loud as each other, far above the silence before it
+    span = slice(none.end_frame - 45, none.end_frame - 8)
+    assert level["tail"][span].mean() > 0.8 * level["none"][span].mean()
+    assert level["tail"][span].mean() > 2 * level["tail"][: none.end_frame - 75].mean()
 
 
 def test_end_frames_sidecar_matches_the_result(dataset):

@@ -2,7 +2,7 @@
 
 A smaller version of the demo: a few espeak voices, a small MixedNet and a few hundred steps.
 Every held-out clip is streamed through the exported int8 model in TFLite Micro as the device
-runs it; the output at the decision point (0.2 s after the clip ends) must rank the held-out
+runs it; the output at the decision point (0.2 s after the clip's sound ends) must rank the held-out
 voices' wake words above their negatives and confusable phrases (AUC), far from the 0.5 of a
 trainer that learns nothing.
 """
@@ -19,7 +19,7 @@ import pytest
 from mww.audio import load_audio, to_pcm16, write_wav
 from mww.config import config_from_dict, deep_merge, load_full_config
 from mww.constants import SAMPLE_RATE_HZ
-from mww.detection import detect
+from mww.detection import cutoff_to_uint8, detect
 from mww.evaluate import evaluate_model, first_scored_invocation
 from mww.export import convert_model_saved, tflm_stream
 from mww.generate import generate_dataset
@@ -89,11 +89,13 @@ def test_generate_train_export_stream(trained):
     def outputs(features):
         return tflm_stream(model_bytes, features, manifest["tensor_arena_size"], stride)
 
-    # The decision point: the last output of each placed clip, when the clip ended 0.2 s ago.
+    # The decision point: each clip's output 0.2 s after its last sound (where training decides on
+    # it), `silence_after` invocations before the end of the recording it is streamed as.
     pos_out = [outputs(f) for f in test.positive_streams]
     neg_out = [outputs(f) for f in test.negative_streams]
     labels = [1] * len(pos_out) + [0] * len(neg_out)
-    auc = auc_roc(labels, [int(o[-1]) for o in pos_out + neg_out])
+    back = test.silence_after[: len(pos_out) + len(neg_out)]
+    auc = auc_roc(labels, [int(o[-1 - b]) for o, b in zip(pos_out + neg_out, back, strict=True)])
     peak_auc = auc_roc(labels, [int(o.max()) for o in pos_out + neg_out])
     print(
         f"\nend to end: step {result.last_step}, manifest cutoff {cutoff}, window {window}; held-out voices "
@@ -179,5 +181,19 @@ def test_evaluate_detection_times_match_pymicro_wakeword(trained, tmp_path):
         f"\n{len(clips[:10])} held-out wake words at cutoff {cutoff}, window {window}: mww-evaluate {mine}; "
         f"pymicro-wakeword {theirs}"
     )
-    assert len(mine) >= 3 and len(mine) == len(theirs)
-    assert all(abs(a - b) <= 0.030 + 1e-9 for a, b in zip(mine, theirs, strict=True))
+    # pymicro-wakeword runs TFLite, not TFLite Micro: an output can differ by a step, so a window
+    # mean right at the cutoff may fire in one and not the other. Every other detection must match.
+    raw_u8 = np.asarray(raw, dtype=np.float64)
+    cutoff_u8 = cutoff_to_uint8(cutoff)
+
+    def pymicro_mean_at(time_s: float) -> float:
+        k = first + round((time_s - float(invocation_seconds(first, stride))) / (stride * 0.010))
+        return float(raw_u8[max(0, k - window + 1) : k + 1].mean())
+
+    matched = [(a, b) for a in mine for b in theirs if abs(a - b) <= 0.030 + 1e-9]
+    unmatched = [t for t in mine if all(t != a for a, _ in matched)]
+    unmatched += [t for t in theirs if all(t != b for _, b in matched)]
+    borderline = {t: round(pymicro_mean_at(t), 1) for t in unmatched}
+    print(f"matched {len(matched)}; unmatched, with pymicro-wakeword's window mean there: {borderline}")
+    assert len(matched) >= 3 and len(matched) == len({a for a, _ in matched}) == len({b for _, b in matched})
+    assert all(abs(mean - cutoff_u8) <= 2 for mean in borderline.values())

@@ -104,11 +104,51 @@ def test_positives_in_noise_mix_more_noise_at_lower_snr_and_are_cached(tmp_path)
     far, near = distance(0.0), distance(30.0)
     print(f"\nmean |noisy - clean| feature difference: {far:.3f} at 0 dB SNR, {near:.3f} at 30 dB SNR")
     assert far > near > 0
-    store = open_augmented_store(
-        cfg.paths.processed_dir, in_noise_settings(cfg.augmentation, 0.0), background, []
+    store = open_augmented_store(  # placed like the clean streams: by the end of the file
+        cfg.paths.processed_dir,
+        in_noise_settings(cfg.augmentation, 0.0),
+        background,
+        [],
+        place_by_sound=False,
     )
     index = store.root / "index.json"
     written = index.stat().st_mtime_ns
     assert len(store.keys()) == len(clean.positive_paths)
     assert distance(0.0) == far  # the same mixture again, read back from the store: nothing rewritten
     assert index.stat().st_mtime_ns == written
+
+
+def test_evaluation_windows_are_placed_as_training_and_streams_are_the_recordings(tmp_path):
+    """A positive that goes on in silence after the phrase: its clip window (what the classification
+    metrics score) ends just after the phrase, as in training, while the stream the detector runs on
+    keeps the silence the device would hear after it."""
+    data_root = tmp_path / "dataset"
+    build_dataset(data_root, speakers=6, per_speaker=3, negatives=12)
+    silence_s = 1.0
+    phrase = tone(0.6, 500.0, seed=3)
+    path = write(
+        data_root / "positive" / "spk00" / "long_tail.wav",
+        np.concatenate([phrase, np.zeros(round(silence_s * SAMPLE_RATE_HZ), np.float32)]),
+    )
+    cfg = tiny_config(data_root, tmp_path)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, validation_speakers=["spk00"]))
+    input_frames = Trainer(cfg, progress=False, out=io.StringIO()).input_frames
+    prepared = prepare_data(cfg, progress=False)
+    data = eval_data(cfg, prepared, "validation", input_frames)
+    i = data.positive_paths.index(path)
+    window = data.windows[[k for k, kind in enumerate(data.kinds) if kind == "positive"][i]]
+    stream = data.positive_streams[i]
+
+    def loudest_frame_from_end(features: np.ndarray) -> int:
+        level = features.mean(axis=1)
+        return features.shape[0] - int(np.flatnonzero(level > level.max() - 0.5 * np.ptp(level))[-1])
+
+    in_window, in_stream = loudest_frame_from_end(window), loudest_frame_from_end(stream)
+    print(f"\nphrase ends {in_window} frames before the window end, {in_stream} before the stream end")
+    assert in_window <= 30  # ~0.25 s: placed by the end of its sound
+    assert in_stream - in_window == pytest.approx(silence_s * 1000 / WINDOW_STEP_MS, abs=8)
+    # the clip-level scores are read where training decides: this many invocations before the end
+    assert len(data.silence_after) == len(data.labels)
+    invocation_frames = cfg.model.stride
+    assert data.silence_after[i] == pytest.approx((in_stream - in_window) / invocation_frames, abs=3)
+    assert sum(data.silence_after) == data.silence_after[i]  # the synthetic tones end where their files do

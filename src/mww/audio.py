@@ -15,6 +15,16 @@ from mww.constants import SAMPLE_RATE_HZ
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
+# Trailing silence: 10 ms frames quieter than the loudest frame by TRIM_BELOW_PEAK_DB, and not
+# TRIM_ABOVE_FLOOR_DB above the clip's quietest tenth of frames (its noise floor), are silence.
+# A clip whose noise floor is within TRIM_MIN_RANGE_DB of its peak is left as it is (too noisy to
+# tell). TRIM_KEEP_S of audio is kept after the last sound (the fading end of a final consonant).
+TRIM_FRAME_S = 0.01
+TRIM_BELOW_PEAK_DB = 40.0
+TRIM_ABOVE_FLOOR_DB = 10.0
+TRIM_MIN_RANGE_DB = 20.0
+TRIM_KEEP_S = 0.05
+
 
 class AudioError(Exception):
     """A file that cannot be used as audio; `reason` is a short machine-friendly tag."""
@@ -30,6 +40,28 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     if samples.ndim == 1:
         return samples
     return samples.mean(axis=1)
+
+
+def sound_end(samples: np.ndarray, rate: int = SAMPLE_RATE_HZ) -> int:
+    """Samples up to the end of the last sound, plus TRIM_KEEP_S: where trailing silence starts.
+
+    Recordings of a phrase often go on for a second or more after it; training places a clip by its
+    END, so without this the phrase would sit at a different distance from the decision in every
+    clip. Returns `len(samples)` when there is no trailing silence or the clip is too noisy to tell.
+    """
+    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    frame = max(1, round(rate * TRIM_FRAME_S))
+    count = x.shape[0] // frame
+    if count < 2:
+        return x.shape[0]
+    power = np.mean(x[: count * frame].reshape(count, frame) ** 2, axis=1)
+    level = 10.0 * np.log10(power + 1e-20)
+    peak, floor = float(level.max()), float(np.percentile(level, 10))
+    if peak - floor < TRIM_MIN_RANGE_DB:
+        return x.shape[0]
+    threshold = max(peak - TRIM_BELOW_PEAK_DB, floor + TRIM_ABOVE_FLOOR_DB)
+    last = int(np.flatnonzero(level > threshold)[-1])
+    return min(x.shape[0], (last + 1) * frame + round(rate * TRIM_KEEP_S))
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE_HZ) -> np.ndarray:

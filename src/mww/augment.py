@@ -5,8 +5,12 @@ training: each clip is placed into a window of `augmentation_duration_s`, augmen
 `variants_per_clip` times and featurized with the device front end into a FeatureStore under
 `processed_dir/augmented/<fingerprint>/`. The fingerprint covers the front end, every augmentation
 setting and the content of the background and RIR files, so changing any of them gives a new
-store, while variants already stored are reused. `end_frames.json` in the store folder records
-where the clip ends in each variant, for the training sampler.
+store, while variants already stored are reused. `placements.json` in the store folder records,
+for each variant, where the clip ends in it and how many seconds of the source file it holds.
+
+A whole clip (anything but a piece of a long negative) is placed by the end of its last sound
+(`mww.audio.sound_end`), not by the end of the file: a recording that goes on for a second after
+the wake word would otherwise put the wake word a second further from the decision.
 
 A negative longer than the window is cut into consecutive pieces that each fit it (`chunk_count`),
 and variant `v` holds piece `v % pieces`, so training sees the whole recording rather than one crop;
@@ -35,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mww.atomic import atomic_write_json
-from mww.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from mww.audio import AUDIO_EXTENSIONS, AudioError, load_audio, sound_end
 from mww.config_schema import AugmentationConfig, MwwConfig
 from mww.constants import MEL_BINS, SAMPLE_RATE_HZ, frames_for_duration_ms
 from mww.feature_store import FeatureStore
@@ -61,12 +65,19 @@ TRANSFORM_RANGES: dict[str, Any] = {
     "gain_db": [-12.0, 0.0],
 }
 # Bump when the way variants are computed changes: it is part of the store fingerprint.
-AUGMENT_VERSION = 3
+AUGMENT_VERSION = 5
 
-END_FRAMES_NAME = "end_frames.json"
+PLACEMENTS_NAME = "placements.json"
 SETTINGS_NAME = "settings.json"
 FLUSH_EVERY = 512  # variants buffered before a store append + sidecar write
 MIN_VARIANTS_PER_WORKER = 500  # a worker costs ~1.5 s CPU to start (imports, librosa), ~250 variants
+
+
+class Placement(NamedTuple):
+    """Where a variant's clip ends in its window (frames) and how much of the source it holds (s)."""
+
+    end_frame: int
+    held_s: float
 
 
 class Variant(NamedTuple):
@@ -78,7 +89,7 @@ class Variant(NamedTuple):
     key: str
     end_frame: int
     start_s: float = 0.0  # where the variant's audio starts in the source file
-    length_s: float = 0.0  # how much of the source file it holds
+    length_s: float = 0.0  # how much of the source file it holds (a whole clip: up to its sound end)
 
 
 @dataclass
@@ -327,7 +338,10 @@ def effective_variants(aug_cfg: AugmentationConfig) -> int:
 
 
 def augmentation_settings(
-    aug_cfg: AugmentationConfig, background_files: Sequence[Path], rir_files: Sequence[Path]
+    aug_cfg: AugmentationConfig,
+    background_files: Sequence[Path],
+    rir_files: Sequence[Path],
+    place_by_sound: bool = True,
 ) -> dict[str, Any]:
     """Everything that determines the augmented features (the input of the store fingerprint).
 
@@ -341,6 +355,7 @@ def augmentation_settings(
         "augmentation_duration_s": aug_cfg.augmentation_duration_s,
         "min_jitter_s": aug_cfg.min_jitter_s,
         "max_jitter_s": aug_cfg.max_jitter_s,
+        "placed_by": "sound_end" if place_by_sound else "file_end",
     }
     if not aug_cfg.enabled:
         return base
@@ -373,21 +388,36 @@ def open_augmented_store(
     aug_cfg: AugmentationConfig,
     background_files: Sequence[Path],
     rir_files: Sequence[Path],
+    place_by_sound: bool = True,
 ) -> FeatureStore:
-    """The augmented-feature store for these settings and files, under `processed_dir/augmented/`."""
-    settings = augmentation_settings(aug_cfg, background_files, rir_files)
+    """The augmented-feature store for these settings and files, under `processed_dir/augmented/`.
+
+    `place_by_sound` False: whole clips are placed by the end of the file, trailing silence and all
+    (evaluation streams: the recording as the device hears it); pass the same to `augment_clips`.
+    """
+    settings = augmentation_settings(aug_cfg, background_files, rir_files, place_by_sound)
     store = FeatureStore(Path(processed_dir) / "augmented" / _fingerprint(settings), width=MEL_BINS)
     if not (store.root / SETTINGS_NAME).exists():
         atomic_write_json(store.root / SETTINGS_NAME, settings)
     return store
 
 
-def load_end_frames(store: FeatureStore) -> dict[str, int]:
-    """The end frame of every variant in `store` (from its `end_frames.json` sidecar)."""
-    path = store.root / END_FRAMES_NAME
+def load_placements(store: FeatureStore) -> dict[str, Placement]:
+    """The placement of every variant in `store` (from its `placements.json` sidecar)."""
+    path = store.root / PLACEMENTS_NAME
     if not path.exists():
         return {}
-    return {key: int(value) for key, value in json.loads(path.read_text()).items()}
+    stored = json.loads(path.read_text())
+    return {key: Placement(int(end), float(held)) for key, (end, held) in stored.items()}
+
+
+def load_end_frames(store: FeatureStore) -> dict[str, int]:
+    """The end frame of every variant in `store`."""
+    return {key: placement.end_frame for key, placement in load_placements(store).items()}
+
+
+def _variant(key: str, placement: Placement, duration_s: float, pieces: int, variant: int) -> Variant:
+    return Variant(key, placement.end_frame, _span(duration_s, pieces, variant)[0], placement.held_s)
 
 
 def variant_key(clip_key: str, variant: int, seed: int) -> str:
@@ -401,8 +431,9 @@ def _seed_of(key: str) -> int:
 
 # --------------------------------------------------------------------------- the parallel stage
 
-_Task = tuple[Path, str, str, tuple[int, ...], int, int]  # path, key, kind, variants, seed, pieces
-_Output = tuple[Path, int, list[tuple[str, np.ndarray, int]], str]
+# path, key, kind, variants, seed, pieces, placed by the end of the sound (else of the file)
+_Task = tuple[Path, str, str, tuple[int, ...], int, int, bool]
+_Output = tuple[Path, int, list[tuple[str, np.ndarray, Placement]], str]
 _WORKER: dict[str, Any] = {}
 
 
@@ -412,13 +443,15 @@ def _init_worker(aug_cfg: AugmentationConfig, background: list[Path], rirs: list
 
 
 def _augment_task(task: _Task) -> _Output:
-    path, clip_key, kind, variants, seed, pieces = task
+    path, clip_key, kind, variants, seed, pieces, by_sound = task
     aug_cfg: AugmentationConfig = _WORKER["config"]
     augmenter = _WORKER["augmenter"]
     try:
         audio = load_audio(path)
     except AudioError as exc:
         return path, len(variants), [], exc.detail
+    if by_sound and pieces == 1:  # a whole clip is placed by the end of its last sound, not of the file
+        audio = audio[: sound_end(audio)]
     outputs = []
     try:
         for variant in variants:
@@ -436,7 +469,8 @@ def _augment_task(task: _Task) -> _Output:
                 np.random.default_rng(item_seed),
                 kind,
             )
-            outputs.append((key, audio_to_uint16_features(augmenter(placed)), end_frame))
+            placement = Placement(end_frame, part.shape[0] / SAMPLE_RATE_HZ)
+            outputs.append((key, audio_to_uint16_features(augmenter(placed)), placement))
     except Exception as exc:  # a transform failing on odd input (e.g. a broken background file)
         return path, len(variants), [], f"augmentation failed: {type(exc).__name__}: {exc}"
     return path, len(variants), outputs, ""
@@ -454,12 +488,14 @@ def augment_clips(
     rir_files: Sequence[Path] | None = None,
     min_variants_per_worker: int = MIN_VARIANTS_PER_WORKER,
     first_only: bool = False,
+    place_by_sound: bool = True,
 ) -> AugmentResult:
     """Make sure every clip's augmented variants are in the store; returns their keys and end frames.
 
     `store` defaults to `open_augmented_store` under `paths.processed_dir`; background and RIR files
     default to `augmentation_files(config)`. Clips that cannot be read end up in `failed`. With
     `first_only` each clip gets its first variant only (of a long negative: its first piece).
+    `place_by_sound` must be what `store` was opened with (see `open_augmented_store`).
     """
     aug_cfg = config.augmentation
     if background_files is None or rir_files is None:
@@ -468,8 +504,8 @@ def augment_clips(
         rir_files = found_rirs if rir_files is None else rir_files
     background, rirs = list(background_files), list(rir_files)
     if store is None:
-        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs)
-    end_frames = load_end_frames(store)
+        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs, place_by_sound)
+    placements = load_placements(store)
 
     result = AugmentResult(store_root=store.root)
     keys_of: dict[Path, tuple[list[str], int]] = {}  # path -> (variant keys, pieces)
@@ -488,13 +524,13 @@ def augment_clips(
         keys_of[clip.path] = keys, pieces
         missing = []
         for variant, key in enumerate(keys):
-            if (key in store and key in end_frames) or key in pending:
+            if (key in store and key in placements) or key in pending:
                 result.reused += 1
             else:
                 pending.add(key)
                 missing.append(variant)
         if missing:
-            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces))
+            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces, place_by_sound))
 
     if todo:
         for message in missing_source_warnings(aug_cfg, background, rirs):
@@ -502,7 +538,7 @@ def augment_clips(
         _run(
             todo,
             store,
-            end_frames,
+            placements,
             result,
             aug_cfg,
             background,
@@ -516,10 +552,9 @@ def augment_clips(
         if clip.path not in keys_of or clip.path in result.failed:
             continue
         keys, pieces = keys_of[clip.path]
-        if all(key in end_frames for key in keys):
+        if all(key in placements for key in keys):
             result.variants[clip.path] = [
-                Variant(key, end_frames[key], *_span(clip.duration_s, pieces, v))
-                for v, key in enumerate(keys)
+                _variant(key, placements[key], clip.duration_s, pieces, v) for v, key in enumerate(keys)
             ]
         else:  # a copy of a file whose augmentation failed under another path
             result.failed[clip.path] = "a file with the same content could not be augmented"
@@ -535,7 +570,7 @@ def augment_clips(
 def _run(
     todo: list[_Task],
     store: FeatureStore,
-    end_frames: dict[str, int],
+    placements: dict[str, Placement],
     result: AugmentResult,
     aug_cfg: AugmentationConfig,
     background: list[Path],
@@ -548,13 +583,13 @@ def _run(
     workers = max(1, min(num_workers, total // max(1, min_variants_per_worker) + 1, len(todo)))
     init_args = (aug_cfg, background, rirs)
     features: dict[str, np.ndarray] = {}
-    ends: dict[str, int] = {}
+    ends: dict[str, Placement] = {}
 
     def flush() -> None:
         if features:
             store.put_many(features)
-            end_frames.update(ends)
-            atomic_write_json(store.root / END_FRAMES_NAME, end_frames)
+            placements.update(ends)
+            atomic_write_json(store.root / PLACEMENTS_NAME, {k: list(v) for k, v in placements.items()})
             features.clear()
             ends.clear()
 
@@ -580,7 +615,7 @@ def _run(
 def _collect(
     outputs: Iterable[_Output],
     features: dict[str, np.ndarray],
-    ends: dict[str, int],
+    ends: dict[str, Placement],
     result: AugmentResult,
     bar: tqdm,
     flush: Callable[[], None],
@@ -590,9 +625,9 @@ def _collect(
         if error:
             result.failed[path] = error
             continue
-        for key, array, end_frame in variants:
+        for key, array, placement in variants:
             features[key] = array
-            ends[key] = end_frame
+            ends[key] = placement
         result.computed += len(variants)
         if len(features) >= FLUSH_EVERY:
             flush()

@@ -237,6 +237,14 @@ def _equal_error(out: Outputs, curves: list[RecallFahCurve], window: int, stride
     }
 
 
+def decision_outputs(data: EvalData, out: Outputs) -> list[int]:
+    """Each positive, negative and hard negative clip's output where training decides on it: just
+    after its last sound, `data.silence_after` invocations before the end of its stream."""
+    streams = [*out.positives, *out.negatives, *out.hard_negatives]
+    back = data.silence_after or [0] * len(streams)
+    return [int(s[max(0, s.size - 1 - b)]) if s.size else 0 for s, b in zip(streams, back, strict=True)]
+
+
 def measure(
     data: EvalData,
     out: Outputs,
@@ -328,8 +336,7 @@ def measure(
     worst.sort(key=lambda row: (row["detected"], row["peak_probability"]))
 
     labels = np.array([1] * len(out.positives) + [0] * (len(out.negatives) + len(out.hard_negatives)))
-    last = [s[-1] if s.size else 0 for s in [*out.positives, *out.negatives, *out.hard_negatives]]
-    clip_scores = np.asarray(last, dtype=np.float64) * OUTPUT_SCALE
+    clip_scores = np.asarray(decision_outputs(data, out), dtype=np.float64) * OUTPUT_SCALE
     n_false = len(false_events)
     return {
         "counts": {

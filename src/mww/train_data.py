@@ -1,8 +1,10 @@
 """Everything training reads: augmented training sources and device-placed evaluation sets.
 
 Training examples come from the augmented store (several variants per clip, made ahead of
-training); validation clips are placed in the same window without augmentation; ambient
-recordings are scored as the device streams them, from their clean features.
+training, each placed by the end of its last sound); validation clips are placed in the same
+window without augmentation, and streamed to the detector as recorded (placed by the end of the
+file, trailing silence and all); ambient recordings are scored as the device streams them, from
+their clean features.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mww.augment import AugmentResult, augment_clips, augmentation_files, open_augmented_store
+from mww.augment import AugmentResult, augment_clips, augmentation_files, chunk_count, open_augmented_store
 from mww.config_schema import AUGMENTATION_NAMES, AugmentationConfig, MwwConfig
+from mww.constants import WINDOW_STEP_MS
 from mww.feature_store import FeatureStore
 from mww.features import uint16_to_float
 from mww.ingest import Clip
@@ -45,13 +48,13 @@ class TrainDataError(Exception):
 class EvalData:
     """One split, ready to score: clip windows, positive clips as streams, ambient streams."""
 
-    windows: np.ndarray  # float32 [N, T, 40]: the window ending where the device decides
+    windows: np.ndarray  # float32 [N, T, 40]: the window ending where training decides (placed by sound)
     labels: np.ndarray  # [N]
     kinds: list[str]
-    positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive clip (placed)
+    positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive recording (placed by file end)
     positive_paths: list[Path]
-    negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative clip (placed; long ones whole)
-    hard_negative_streams: list[np.ndarray]  # float32 [frames, 40] per hard negative clip (placed)
+    negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative (as positives; long ones whole)
+    hard_negative_streams: list[np.ndarray]  # float32 [frames, 40] per hard negative (as positives)
     ambient_streams: list[np.ndarray]  # float32 [frames, 40] per ambient recording (clean)
     ambient_paths: list[Path]
     ambient_seconds: float  # measured duration of the ambient audio
@@ -60,6 +63,10 @@ class EvalData:
     positive_speakers: list[str] = field(default_factory=list)
     ambient_durations: list[float] = field(default_factory=list)  # measured seconds per recording
     noise_streams: dict[float, list[np.ndarray]] = field(default_factory=dict)  # positives in noise, by SNR
+    # Per positive, negative and hard-negative clip (in that order): model invocations from the
+    # moment training decides on it (just after its last sound) to the end of its stream (the
+    # recording's trailing silence). Empty: 0 for every clip (the stream ends at that moment).
+    silence_after: list[int] = field(default_factory=list)
 
     @property
     def ambient_hours(self) -> float:
@@ -128,14 +135,23 @@ def check_selection_metrics(config: MwwConfig, background: Sequence[Path]) -> No
 
 
 def _placed(
-    config: MwwConfig, clips: list[Clip], workers: int, progress: bool
+    config: MwwConfig, clips: list[Clip], workers: int, progress: bool, place_by_sound: bool = True
 ) -> tuple[AugmentResult, FeatureStore]:
-    """Clips placed in the training window as the device hears them: no augmentation, one variant
-    (of a long negative: its first piece)."""
+    """Clips placed in the training window, no augmentation, one variant (of a long negative: its
+    first piece). By the end of their sound, as training places them (`place_by_sound`), or by the
+    end of the file: the recording as made, trailing silence and all, as the device would hear it."""
     plain = replace(config, augmentation=replace(config.augmentation, enabled=False))
-    store = open_augmented_store(config.paths.processed_dir, plain.augmentation, [], [])
+    store = open_augmented_store(config.paths.processed_dir, plain.augmentation, [], [], place_by_sound)
     result = augment_clips(
-        clips, plain, store, workers, progress, background_files=[], rir_files=[], first_only=True
+        clips,
+        plain,
+        store,
+        workers,
+        progress,
+        background_files=[],
+        rir_files=[],
+        first_only=True,
+        place_by_sound=place_by_sound,
     )
     return result, store
 
@@ -163,15 +179,24 @@ def positives_in_noise(
     background: list[Path],
     progress: bool = False,
 ) -> dict[Path, np.ndarray]:
-    """The positive clips of `split` placed as for evaluation, with background audio mixed in at
-    `snr_db`: float feature streams by clip path (cached in the augmented store like training
-    variants, so a second evaluation reuses them). Clips that cannot be mixed are left out."""
+    """The positive clips of `split` placed as their evaluation streams are (by the end of the file),
+    with background audio mixed in at `snr_db`: float feature streams by clip path (cached in the
+    augmented store like training variants, so a second evaluation reuses them). Clips that cannot
+    be mixed are left out."""
     noisy = replace(config, augmentation=in_noise_settings(config.augmentation, snr_db))
-    store = open_augmented_store(config.paths.processed_dir, noisy.augmentation, background, [])
+    store = open_augmented_store(config.paths.processed_dir, noisy.augmentation, background, [], False)
     clips = _split(prepared, "positive", split)
     workers = config.performance.resolved_num_workers()
     result = augment_clips(
-        clips, noisy, store, workers, progress, background_files=background, rir_files=[], first_only=True
+        clips,
+        noisy,
+        store,
+        workers,
+        progress,
+        background_files=background,
+        rir_files=[],
+        first_only=True,
+        place_by_sound=False,
     )
     return {
         path: uint16_to_float(np.asarray(store.get(variants[0].key)))
@@ -182,23 +207,35 @@ def positives_in_noise(
 def eval_data(
     config: MwwConfig, prepared: PreparedData, split: str, input_frames: int, progress: bool = False
 ) -> EvalData:
-    """The evaluation set of one split (validation or test)."""
+    """The evaluation set of one split (validation or test).
+
+    The clip windows are placed as in training (by the end of each clip's sound); the streams the
+    detector runs on are the recordings as made (placed by the end of the file), since the device
+    goes on listening after the wake word.
+    """
     workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
     placed, store = _placed(config, clips, workers, progress)
+    as_made, as_made_store = _placed(config, clips, workers, progress, place_by_sound=False)
     windows, labels, kinds, streams, positive_paths, speakers = [], [], [], [], [], []
     negative_streams, hard_negative_streams, negative_paths, hard_negative_paths = [], [], [], []
+    after: dict[str, list[int]] = {kind: [] for kind in TRAIN_KINDS}
+    invocation_s = config.model.stride * WINDOW_STEP_MS / 1000.0
     for clip in clips:
-        variants = placed.variants.get(clip.path)
-        if not variants:
+        variants, recording = placed.variants.get(clip.path), as_made.variants.get(clip.path)
+        if not variants or not recording:
             continue
-        features = uint16_to_float(np.asarray(store.get(variants[0].key)))
-        if features.shape[0] < input_frames:
+        window = uint16_to_float(np.asarray(store.get(variants[0].key)))
+        features = uint16_to_float(np.asarray(as_made_store.get(recording[0].key)))
+        if window.shape[0] < input_frames or features.shape[0] < input_frames:
             continue
-        windows.append(features[-input_frames:])
+        windows.append(window[-input_frames:])
         whole = prepared.features.keys.get(clip.path)
-        if variants[0].length_s < clip.duration_s and whole is not None:  # a long negative: stream it whole
+        long_negative = chunk_count(clip.kind, clip.duration_s, config.augmentation) > 1
+        if long_negative and whole is not None:  # stream it whole, not only its first piece
             features = uint16_to_float(np.asarray(prepared.store.get(whole)))
+        trailing_s = 0.0 if long_negative else max(0.0, recording[0].length_s - variants[0].length_s)
+        after[clip.kind].append(round(trailing_s / invocation_s))
         labels.append(LABELS[clip.kind])
         kinds.append(clip.kind)
         if clip.kind == "positive":
@@ -232,6 +269,7 @@ def eval_data(
         hard_negative_paths=hard_negative_paths,
         positive_speakers=speakers,
         ambient_durations=[float(c.duration_s) for c in ambient],
+        silence_after=[n for kind in ("positive", "negative", "hard_negative") for n in after[kind]],
     )
 
 
