@@ -7,6 +7,7 @@ import pytest
 from conftest import build_dataset, make_config, tone, write
 from mww.audio import TRIM_KEEP_S
 from mww.augment import (
+    STREAM_TAIL_S,
     augment_clips,
     augmentation_files,
     build_augmenter,
@@ -18,6 +19,9 @@ from mww.augment import (
     open_augmented_store,
     piece_of,
     place_clip,
+    snr_shift_db,
+    stream_clip,
+    stream_lead_frames,
     variant_span,
 )
 from mww.config import load_preset
@@ -307,6 +311,76 @@ def test_a_clip_is_placed_by_the_end_of_its_sound_not_of_its_file(tmp_path, kind
     span = slice(none.end_frame - 45, none.end_frame - 8)
     assert level["tail"][span].mean() > 0.8 * level["none"][span].mean()
     assert level["tail"][span].mean() > 2 * level["tail"][: none.end_frame - 75].mean()
+
+
+def test_a_stream_is_the_whole_recording_with_silence_before_and_after_it():
+    clip = np.arange(1, 8001, dtype=np.float32) / 8000  # 0.5 s, no zero inside
+    stream, end_frame = stream_clip(clip, 1.0, 0.25)
+    lead = SAMPLE_RATE_HZ
+    assert stream.shape[0] == lead + clip.shape[0] + SAMPLE_RATE_HZ // 4
+    assert not stream[:lead].any() and not stream[lead + clip.shape[0] :].any()
+    np.testing.assert_array_equal(stream[lead : lead + clip.shape[0]], clip)  # whole, never cropped
+    assert end_frame == frames_for_duration_ms(1500)
+    assert (
+        stream_clip(np.ones(5 * SAMPLE_RATE_HZ, np.float32), 1.0, 0.25)[0].shape[0] == 6.25 * SAMPLE_RATE_HZ
+    )
+
+
+@pytest.mark.parametrize("kind", ["positive", "negative"])
+def test_evaluation_streams_keep_the_trailing_silence_and_add_a_lead_and_a_tail(tmp_path, kind):
+    """`as_stream`: the recording as made, 0.8 s of silence after the phrase and all, after one
+    window of silence and before STREAM_TAIL_S of it; training's window placement is untouched."""
+    root = tmp_path / "dataset"
+    path = root / kind / "spk" / "tail.wav"
+    write(path, np.concatenate([tone(0.6, 500.0), np.zeros(round(0.8 * SAMPLE_RATE_HZ), np.float32)]))
+    clips = [Clip(path, kind, "spk", 1.4)]
+    cfg = config(root, variants_per_clip=1)
+    store = open_augmented_store(cfg.paths.processed_dir, cfg.augmentation, [], [], as_stream=True)
+    result = augment_clips(
+        clips, cfg, store, background_files=[], rir_files=[], first_only=True, as_stream=True
+    )
+    (variant,) = result.variants[path]
+    assert store.root != augment_clips(clips, cfg).store_root  # never mixed with training variants
+    assert variant.length_s == pytest.approx(1.4, abs=1e-3)  # the whole file, trailing silence too
+    lead = stream_lead_frames(cfg.augmentation)
+    assert lead == frames_for_duration_ms(WINDOW_S * 1000)
+    assert variant.end_frame == frames_for_duration_ms((WINDOW_S + 1.4) * 1000)
+    assert store.n_rows(variant.key) == frames_for_duration_ms((WINDOW_S + 1.4 + STREAM_TAIL_S) * 1000)
+    level = np.asarray(store.get(variant.key), np.float64).mean(axis=1)
+    loud = np.flatnonzero(level > level.min() + 0.5 * np.ptp(level))
+    assert lead - 3 <= loud[0] <= lead + 3  # the phrase starts where the lead ends
+    assert loud[-1] <= variant.end_frame - 75  # followed by the recording's own 0.8 s of silence
+
+
+def test_noise_in_a_padded_signal_is_as_loud_as_in_the_signal_alone(tmp_path):
+    """SNRs against the signal's own power: padding it with silence must not make the noise quieter."""
+    assert snr_shift_db(4000, 1000) == pytest.approx(10 * np.log10(4.0))
+    assert snr_shift_db(4000, None) == snr_shift_db(4000, 4000) == 0.0
+    rng = np.random.default_rng(0)
+    noise_file = write(
+        tmp_path / "noise.wav", (0.1 * rng.standard_normal(3 * SAMPLE_RATE_HZ)).astype(np.float32)
+    )
+    cfg = config(tmp_path, enabled=True, background_min_snr_db=10.0, background_max_snr_db=10.0)
+    only_noise = {name: 0.0 for name in AUGMENTATION_NAMES} | {"AddBackgroundNoise": 1.0}
+    augment = build_augmenter(
+        dataclasses.replace(cfg.augmentation, **only_noise), [noise_file], [], warn=False
+    )
+    signal = tone(0.5, 500.0)
+    padded = np.concatenate([np.zeros(3 * signal.shape[0], np.float32), signal])
+
+    def noise_rms(samples: np.ndarray, signal_samples: int | None = None) -> float:
+        mixed = augment(samples, signal_samples) if signal_samples else augment(samples)
+        return float(np.sqrt(np.mean((mixed - samples) ** 2)))
+
+    alone, diluted, held = noise_rms(signal), noise_rms(padded), noise_rms(padded, signal.shape[0])
+    print(
+        f"\nnoise RMS at 10 dB SNR: signal alone {alone:.4f}, padded to 4x {diluted:.4f}, padded with "
+        f"signal_samples {held:.4f}"
+    )
+    assert held == pytest.approx(alone, rel=0.02)
+    assert diluted == pytest.approx(alone / 2, rel=0.02)  # 4x the samples, a quarter of the power
+    assert noise_rms(padded, signal.shape[0]) == pytest.approx(held, rel=0.02)  # the settings were restored
+    assert augment.noise[0].min_snr_db == 10.0
 
 
 def test_end_frames_sidecar_matches_the_result(dataset):

@@ -109,6 +109,26 @@ def test_known_events_give_exact_recall_and_fah(measured):
     assert [r["false_activations"] for r in m["per_source"]["ambient"]] == [2]
 
 
+def test_clip_times_are_reported_in_the_file_not_in_its_stream():
+    """A clip stream starts with silence; events and peaks are timed from the recording's start."""
+    data, out = hand_built()
+    kw = {"input_frames": FRAMES, "stride": STRIDE, "target_fah": 1.0}
+    plain = measure(data, out, Settings(0.9, 3, "t"), **kw)
+    data.stream_offsets_s = {data.negative_paths[0]: 2.0, data.positive_paths[0]: 1.5}
+    shifted = measure(data, out, Settings(0.9, 3, "t"), **kw)
+
+    def times(m: dict, source: str) -> list[float]:
+        return [e["time_s"] for e in m["events"] if e["source"] == source]
+
+    assert times(shifted, "negative") == [round(t - 2.0, 3) for t in times(plain, "negative")]
+    assert times(shifted, "ambient") == times(plain, "ambient")
+    peak = {r["file"]: r["peak_time_s"] for r in plain["worst_positives"]}
+    moved = {r["file"]: r["peak_time_s"] for r in shifted["worst_positives"]}
+    first = str(data.positive_paths[0])
+    assert moved[first] == pytest.approx(peak[first] - 1.5) and len(moved) == 4
+    assert all(moved[f] == peak[f] for f in moved if f != first)
+
+
 def test_event_times_and_probabilities_follow_the_device_detector(measured):
     m, _, _ = measured
     ambient = [e for e in m["events"] if e["source"] == "ambient"]
@@ -163,6 +183,17 @@ def test_negative_clips_are_heard_armed_after_the_lead_in():
     m = measure(data, out, Settings(0.9, 1, "t"), input_frames=FRAMES, stride=STRIDE, target_fah=1.0)
     assert m["per_source"]["negative"]["false_activations"] == 1
     assert negative_lead_in(STRIDE) == 34
+
+
+def test_negative_clips_count_for_their_own_duration_not_the_silence_after_them():
+    """The hand-built negatives' 80 outputs cover 7.2 s; given as 5 s of recordings, FA/h is per 65 s."""
+    data, out = hand_built()
+    kw = {"input_frames": FRAMES, "stride": STRIDE, "target_fah": 1.0}
+    covered = measure(data, out, Settings(0.9, 1, "t"), **kw)["counts"]["fah_hours"] * 3600
+    data.negative_seconds = 5.0
+    counted = measure(data, out, Settings(0.9, 1, "t"), **kw)["counts"]["fah_hours"] * 3600
+    assert covered == pytest.approx(60.0 + 80 * STRIDE * 0.01)
+    assert counted == pytest.approx(65.0)
 
 
 def _evaluation(m: dict, split: str = "val") -> Evaluation:
@@ -269,7 +300,9 @@ def test_recall_in_noise_scores_the_noisy_positives_at_the_evaluated_settings(to
         return [bump(60, [10] if f else []) for f in fires]
 
     settings = Settings(0.5, 3, "test")
-    rows, note = recall_in_noise(cfg, prepared, data, "test", settings, outputs, [30.0, 0.0])
+    rows, note = recall_in_noise(
+        cfg, prepared, data, "test", settings, outputs, [30.0, 0.0], input_frames=FRAMES
+    )
     assert note is None and scored == [4, 4]
     assert [(r["snr_db"], r["clips"], r["detected"], r["recall"]) for r in rows] == [
         (30.0, 4, 0, 0.0),
@@ -277,7 +310,10 @@ def test_recall_in_noise_scores_the_noisy_positives_at_the_evaluated_settings(to
     ]
     fired = detected_in(outputs(clean), 0.5, 3, stride=STRIDE, armed_at_start=True)
     assert sum(fired) == 4  # the stand-in does fire on clean clips
-    assert recall_in_noise(cfg, prepared, data, "test", settings, outputs, []) == ([], None)
+    assert recall_in_noise(cfg, prepared, data, "test", settings, outputs, [], input_frames=FRAMES) == (
+        [],
+        None,
+    )
 
 
 def test_recall_in_noise_without_background_audio_is_a_note(tone_dataset, official_model, tmp_path):

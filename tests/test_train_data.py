@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import build_dataset, make_config, tone, write
-from mww.augment import augmentation_files, chunk_samples, open_augmented_store, variant_key
+from mww.augment import STREAM_TAIL_S, augmentation_files, chunk_samples, open_augmented_store, variant_key
 from mww.config import AUGMENTATION_NAMES
 from mww.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS
 from mww.featurize import file_key
@@ -90,7 +91,7 @@ def test_positives_in_noise_mix_more_noise_at_lower_snr_and_are_cached(tmp_path)
     background, _ = augmentation_files(cfg)
 
     def distance(snr_db: float) -> float:
-        noisy = positives_in_noise(cfg, prepared, "validation", snr_db, background)
+        noisy = positives_in_noise(cfg, prepared, "validation", snr_db, background, 233)
         assert sorted(noisy) == sorted(clean.positive_paths)
         return float(
             np.mean(
@@ -104,12 +105,12 @@ def test_positives_in_noise_mix_more_noise_at_lower_snr_and_are_cached(tmp_path)
     far, near = distance(0.0), distance(30.0)
     print(f"\nmean |noisy - clean| feature difference: {far:.3f} at 0 dB SNR, {near:.3f} at 30 dB SNR")
     assert far > near > 0
-    store = open_augmented_store(  # placed like the clean streams: by the end of the file
+    store = open_augmented_store(  # streams like the clean ones: the whole recording, lead and tail
         cfg.paths.processed_dir,
         in_noise_settings(cfg.augmentation, 0.0),
         background,
         [],
-        place_by_sound=False,
+        as_stream=True,
     )
     index = store.root / "index.json"
     written = index.stat().st_mtime_ns
@@ -121,10 +122,11 @@ def test_positives_in_noise_mix_more_noise_at_lower_snr_and_are_cached(tmp_path)
 def test_evaluation_windows_are_placed_as_training_and_streams_are_the_recordings(tmp_path):
     """A positive that goes on in silence after the phrase: its clip window (what the classification
     metrics score) ends just after the phrase, as in training, while the stream the detector runs on
-    keeps the silence the device would hear after it."""
+    is the whole recording, the silence the device would hear after it included, after one input
+    window of silence: so the moment training decides on it is scored too."""
     data_root = tmp_path / "dataset"
     build_dataset(data_root, speakers=6, per_speaker=3, negatives=12)
-    silence_s = 1.0
+    silence_s = 1.2  # longer than a 3.2 s window less the input window: was never scored
     phrase = tone(0.6, 500.0, seed=3)
     path = write(
         data_root / "positive" / "spk00" / "long_tail.wav",
@@ -139,16 +141,29 @@ def test_evaluation_windows_are_placed_as_training_and_streams_are_the_recording
     window = data.windows[[k for k, kind in enumerate(data.kinds) if kind == "positive"][i]]
     stream = data.positive_streams[i]
 
-    def loudest_frame_from_end(features: np.ndarray) -> int:
-        level = features.mean(axis=1)
-        return features.shape[0] - int(np.flatnonzero(level > level.max() - 0.5 * np.ptp(level))[-1])
+    def loud(features: np.ndarray) -> np.ndarray:  # frames of the phrase (digital silence is 0)
+        return np.flatnonzero(features.mean(axis=1) > 1.0)
 
-    in_window, in_stream = loudest_frame_from_end(window), loudest_frame_from_end(stream)
+    in_window = window.shape[0] - int(loud(window)[-1])
+    in_stream = stream.shape[0] - int(loud(stream)[-1])
     print(f"\nphrase ends {in_window} frames before the window end, {in_stream} before the stream end")
     assert in_window <= 30  # ~0.25 s: placed by the end of its sound
-    assert in_stream - in_window == pytest.approx(silence_s * 1000 / WINDOW_STEP_MS, abs=8)
-    # the clip-level scores are read where training decides: this many invocations before the end
+    tail_frames = (silence_s + STREAM_TAIL_S) * 1000 / WINDOW_STEP_MS
+    assert in_stream == pytest.approx(tail_frames, abs=8)
+    assert int(loud(stream)[0]) == pytest.approx(input_frames, abs=3)  # one input window of silence first
+    # times are reported in the file: the recording starts this far into its stream
+    assert data.stream_offsets_s[path] == pytest.approx(input_frames * WINDOW_STEP_MS / 1000, abs=0.03)
+    # the clip-level scores are read where training decides: this many invocations before the end,
+    # and that invocation is one the detector scores (its input window has filled)
     assert len(data.silence_after) == len(data.labels)
-    invocation_frames = cfg.model.stride
-    assert data.silence_after[i] == pytest.approx((in_stream - in_window) / invocation_frames, abs=3)
-    assert sum(data.silence_after) == data.silence_after[i]  # the synthetic tones end where their files do
+    stride = cfg.model.stride
+    assert data.silence_after[i] == pytest.approx((in_stream - in_window) / stride, abs=3)
+    scored = (stream.shape[0] - input_frames) // stride + 1
+    assert data.silence_after[i] < scored - 10
+    # the synthetic tones end where their files do: only the stream's tail follows their decision
+    others = [n for k, n in enumerate(data.silence_after) if k != i]
+    tail = (STREAM_TAIL_S - 0.2) * 1000 / WINDOW_STEP_MS / stride
+    assert all(n == pytest.approx(tail, abs=2) for n in others), others
+    # FA/h counts the negatives for their own duration, not for the silence their streams add
+    durations = [sf.info(str(p)).duration for p in data.negative_paths]
+    assert data.negative_seconds == pytest.approx(sum(durations), abs=0.01)

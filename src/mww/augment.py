@@ -12,6 +12,9 @@ A whole clip (anything but a piece of a long negative) is placed by the end of i
 (`mww.audio.sound_end`), not by the end of the file: a recording that goes on for a second after
 the wake word would otherwise put the wake word a second further from the decision.
 
+Evaluation streams (`as_stream`) are the other use: each recording whole, as a device hears it,
+with silence before it (so every moment of it can be scored) and after it (`stream_clip`).
+
 A negative longer than the window is cut into consecutive pieces that each fit it (`chunk_count`),
 and variant `v` holds piece `v % pieces`, so training sees the whole recording rather than one crop;
 such a clip gets at least one variant per piece.
@@ -65,7 +68,11 @@ TRANSFORM_RANGES: dict[str, Any] = {
     "gain_db": [-12.0, 0.0],
 }
 # Bump when the way variants are computed changes: it is part of the store fingerprint.
-AUGMENT_VERSION = 5
+AUGMENT_VERSION = 6
+# An evaluation stream goes on this long after its recording ends: the device keeps listening, and
+# the detector needs a few invocations after the wake word's end (the training decision point is
+# `max_jitter_s` after it; a sliding window of 10 adds 0.3 s) to decide.
+STREAM_TAIL_S = 1.0
 
 PLACEMENTS_NAME = "placements.json"
 SETTINGS_NAME = "settings.json"
@@ -197,6 +204,27 @@ def place_clip(
     return out, end_frame_for_sample(end)
 
 
+def stream_clip(samples: np.ndarray, lead_s: float, tail_s: float) -> tuple[np.ndarray, int]:
+    """A whole recording as a device hears it: `lead_s` of silence, the recording, `tail_s` of
+    silence. Returns (stream, recording end frame).
+
+    Unlike a training window, every moment of the recording can be scored: with a lead at least as
+    long as the model's input window, the first full window ends where the recording starts, so a
+    phrase followed by a second of silence is heard at the moment training decides on it too.
+    """
+    clip = np.asarray(samples, dtype=np.float32).reshape(-1)
+    lead, tail = round(lead_s * SAMPLE_RATE_HZ), round(tail_s * SAMPLE_RATE_HZ)
+    out = np.zeros(lead + clip.shape[0] + tail, dtype=np.float32)
+    out[lead : lead + clip.shape[0]] = clip
+    return out, end_frame_for_sample(lead + clip.shape[0])
+
+
+def stream_lead_frames(aug_cfg: AugmentationConfig) -> int:
+    """Frames of an evaluation stream computed before its recording starts (the lead is one
+    `augmentation_duration_s` window, never shorter than the model's input window)."""
+    return end_frame_for_sample(round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ))
+
+
 # --------------------------------------------------------------------------- the augmenter
 
 
@@ -204,17 +232,40 @@ class _Augmenter:
     """An audiomentations Compose applied at the device sample rate, its warnings silenced."""
 
     def __init__(self, compose: Any) -> None:
-        self.compose = compose
+        import audiomentations as am
 
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            # "too silent to be added as noise" and resampling notes, once per clip otherwise.
-            warnings.simplefilter("ignore")
-            out = self.compose(samples=np.asarray(samples, dtype=np.float32), sample_rate=SAMPLE_RATE_HZ)
+        self.compose = compose
+        noises = (am.AddBackgroundNoise, am.AddColorNoise)
+        self.noise = [t for t in compose.transforms if isinstance(t, noises)]
+
+    def __call__(self, samples: np.ndarray, signal_samples: int | None = None) -> np.ndarray:
+        """Augment `samples`. With `signal_samples`, noise SNRs are against the power of the signal
+        alone (that many samples; the rest is silence), not of the whole input."""
+        x = np.asarray(samples, dtype=np.float32)
+        shift = snr_shift_db(x.shape[0], signal_samples)
+        bounds = [(t.min_snr_db, t.max_snr_db) for t in self.noise]
+        for t in self.noise:
+            t.min_snr_db, t.max_snr_db = t.min_snr_db - shift, t.max_snr_db - shift
+        try:
+            with warnings.catch_warnings():
+                # "too silent to be added as noise" and resampling notes, once per clip otherwise.
+                warnings.simplefilter("ignore")
+                out = self.compose(samples=x, sample_rate=SAMPLE_RATE_HZ)
+        finally:
+            for t, (low, high) in zip(self.noise, bounds, strict=True):
+                t.min_snr_db, t.max_snr_db = low, high
         return np.asarray(out, dtype=np.float32)
 
 
-def _identity(samples: np.ndarray) -> np.ndarray:
+def snr_shift_db(total_samples: int, signal_samples: int | None) -> float:
+    """How much lower an SNR against the power of `total_samples` (the signal padded with silence)
+    is than the same noise against the power of the `signal_samples` of signal alone."""
+    if not signal_samples or signal_samples >= total_samples:
+        return 0.0
+    return 10.0 * math.log10(total_samples / signal_samples)
+
+
+def _identity(samples: np.ndarray, signal_samples: int | None = None) -> np.ndarray:
     return np.asarray(samples, dtype=np.float32)
 
 
@@ -245,8 +296,11 @@ def build_augmenter(
     rir_files: Sequence[str | Path],
     *,
     warn: bool = True,
-) -> Callable[[np.ndarray], np.ndarray]:
+) -> Callable[..., np.ndarray]:
     """A callable float32 waveform -> augmented waveform (same length) for the config's settings.
+
+    Its optional second argument, the number of samples of actual signal in a waveform padded with
+    silence, makes noise SNRs hold against that signal's power (see `_Augmenter`).
 
     Each transform runs with its configured probability; background noise and room impulse
     responses are skipped, with a logged warning, when there are no files for them.
@@ -341,7 +395,7 @@ def augmentation_settings(
     aug_cfg: AugmentationConfig,
     background_files: Sequence[Path],
     rir_files: Sequence[Path],
-    place_by_sound: bool = True,
+    as_stream: bool = False,
 ) -> dict[str, Any]:
     """Everything that determines the augmented features (the input of the store fingerprint).
 
@@ -355,7 +409,7 @@ def augmentation_settings(
         "augmentation_duration_s": aug_cfg.augmentation_duration_s,
         "min_jitter_s": aug_cfg.min_jitter_s,
         "max_jitter_s": aug_cfg.max_jitter_s,
-        "placed_by": "sound_end" if place_by_sound else "file_end",
+        "placed_by": "stream" if as_stream else "sound_end",
     }
     if not aug_cfg.enabled:
         return base
@@ -388,14 +442,14 @@ def open_augmented_store(
     aug_cfg: AugmentationConfig,
     background_files: Sequence[Path],
     rir_files: Sequence[Path],
-    place_by_sound: bool = True,
+    as_stream: bool = False,
 ) -> FeatureStore:
     """The augmented-feature store for these settings and files, under `processed_dir/augmented/`.
 
-    `place_by_sound` False: whole clips are placed by the end of the file, trailing silence and all
-    (evaluation streams: the recording as the device hears it); pass the same to `augment_clips`.
+    `as_stream` True: each clip is a whole recording with silence before and after it, trailing
+    silence and all (evaluation streams: `stream_clip`); pass the same to `augment_clips`.
     """
-    settings = augmentation_settings(aug_cfg, background_files, rir_files, place_by_sound)
+    settings = augmentation_settings(aug_cfg, background_files, rir_files, as_stream)
     store = FeatureStore(Path(processed_dir) / "augmented" / _fingerprint(settings), width=MEL_BINS)
     if not (store.root / SETTINGS_NAME).exists():
         atomic_write_json(store.root / SETTINGS_NAME, settings)
@@ -431,7 +485,7 @@ def _seed_of(key: str) -> int:
 
 # --------------------------------------------------------------------------- the parallel stage
 
-# path, key, kind, variants, seed, pieces, placed by the end of the sound (else of the file)
+# path, key, kind, variants, seed, pieces, as an evaluation stream (else placed by the end of its sound)
 _Task = tuple[Path, str, str, tuple[int, ...], int, int, bool]
 _Output = tuple[Path, int, list[tuple[str, np.ndarray, Placement]], str]
 _WORKER: dict[str, Any] = {}
@@ -443,14 +497,14 @@ def _init_worker(aug_cfg: AugmentationConfig, background: list[Path], rirs: list
 
 
 def _augment_task(task: _Task) -> _Output:
-    path, clip_key, kind, variants, seed, pieces, by_sound = task
+    path, clip_key, kind, variants, seed, pieces, as_stream = task
     aug_cfg: AugmentationConfig = _WORKER["config"]
     augmenter = _WORKER["augmenter"]
     try:
         audio = load_audio(path)
     except AudioError as exc:
         return path, len(variants), [], exc.detail
-    if by_sound and pieces == 1:  # a whole clip is placed by the end of its last sound, not of the file
+    if not as_stream and pieces == 1:  # a whole clip is placed by the end of its last sound, not of the file
         audio = audio[: sound_end(audio)]
     outputs = []
     try:
@@ -461,16 +515,21 @@ def _augment_task(task: _Task) -> _Output:
             # audiomentations draws from both `random` and the legacy NumPy state.
             random.seed(item_seed)
             np.random.seed(item_seed % 2**32)
-            placed, end_frame = place_clip(
-                part,
-                aug_cfg.augmentation_duration_s,
-                aug_cfg.min_jitter_s,
-                aug_cfg.max_jitter_s,
-                np.random.default_rng(item_seed),
-                kind,
-            )
+            if as_stream:  # SNRs against the recording's own power, not the stream's with its silence
+                placed, end_frame = stream_clip(part, aug_cfg.augmentation_duration_s, STREAM_TAIL_S)
+                augmented = augmenter(placed, part.shape[0])
+            else:
+                placed, end_frame = place_clip(
+                    part,
+                    aug_cfg.augmentation_duration_s,
+                    aug_cfg.min_jitter_s,
+                    aug_cfg.max_jitter_s,
+                    np.random.default_rng(item_seed),
+                    kind,
+                )
+                augmented = augmenter(placed)
             placement = Placement(end_frame, part.shape[0] / SAMPLE_RATE_HZ)
-            outputs.append((key, audio_to_uint16_features(augmenter(placed)), placement))
+            outputs.append((key, audio_to_uint16_features(augmented), placement))
     except Exception as exc:  # a transform failing on odd input (e.g. a broken background file)
         return path, len(variants), [], f"augmentation failed: {type(exc).__name__}: {exc}"
     return path, len(variants), outputs, ""
@@ -488,14 +547,14 @@ def augment_clips(
     rir_files: Sequence[Path] | None = None,
     min_variants_per_worker: int = MIN_VARIANTS_PER_WORKER,
     first_only: bool = False,
-    place_by_sound: bool = True,
+    as_stream: bool = False,
 ) -> AugmentResult:
     """Make sure every clip's augmented variants are in the store; returns their keys and end frames.
 
     `store` defaults to `open_augmented_store` under `paths.processed_dir`; background and RIR files
     default to `augmentation_files(config)`. Clips that cannot be read end up in `failed`. With
     `first_only` each clip gets its first variant only (of a long negative: its first piece).
-    `place_by_sound` must be what `store` was opened with (see `open_augmented_store`).
+    `as_stream` must be what `store` was opened with (see `open_augmented_store`).
     """
     aug_cfg = config.augmentation
     if background_files is None or rir_files is None:
@@ -504,7 +563,7 @@ def augment_clips(
         rir_files = found_rirs if rir_files is None else rir_files
     background, rirs = list(background_files), list(rir_files)
     if store is None:
-        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs, place_by_sound)
+        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs, as_stream)
     placements = load_placements(store)
 
     result = AugmentResult(store_root=store.root)
@@ -530,7 +589,7 @@ def augment_clips(
                 pending.add(key)
                 missing.append(variant)
         if missing:
-            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces, place_by_sound))
+            todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces, as_stream))
 
     if todo:
         for message in missing_source_warnings(aug_cfg, background, rirs):

@@ -1,9 +1,11 @@
 """Device-faithful evaluation of a checkpoint or an exported model on one split (`mww-evaluate`).
 
 Every clip of the split is heard the way training validates it and the device runs it: positives,
-negatives and hard negatives are placed in the training window (`augmentation.augmentation_duration_s`
-of audio, the clip ending `min_jitter_s`..`max_jitter_s` before its end, silence around it) and
-ambient recordings are streamed whole. The features are the device's front end over that audio.
+negatives and hard negatives are streamed whole, after one model input window of silence and before
+`mww.augment.STREAM_TAIL_S` of it (`mww.train_data.clip_stream`), so every moment of the recording
+is scored, and ambient recordings are streamed whole. The features are the device's front end over
+that audio; clip-level scores are read where training decides on each clip (just after its last
+sound).
 
 * an exported model (`--tflite`, optionally its manifest) runs in TFLite Micro on the device's int8
   inputs, invoked every `stride` frames (`mww.runtime`);
@@ -14,13 +16,14 @@ zeroed ring buffers of a fresh start, which a listening device does not have). T
 go through the device's detector (`mww.detection`): sliding-window mean, integer cutoff, refractory
 period. A positive clip is detected when a detection fires in it (heard by a detector that has been
 listening). False activations per hour are counted over the ambient recordings (device starts) and the
-negative clips (one utterance each), divided by their real durations (`mww.metrics`).
+negative clips (one utterance each), divided by their real durations, without the silence a stream
+adds (`mww.metrics`).
 
-Recall in noise: the same positives, placed the same way, with the dataset's background audio mixed
-in at each of `mww.train_data.NOISE_SNRS_DB`, scored at the same cutoff and window. The mixing is
-AddBackgroundNoise, as augmentation does it, so the SNR is measured over the whole placed window: a
-1 s phrase in a 3.2 s window stands about 5 dB higher above the noise than the figure. Clean clips
-say how well the model knows the phrase; a device hears it over a room.
+Recall in noise: the same positives, streamed the same way, with the dataset's background audio mixed
+in all along at each of `mww.train_data.NOISE_SNRS_DB`, scored at the same cutoff and window. The
+mixing is AddBackgroundNoise, as augmentation does it; the SNR is the recording's power over its file
+against the noise's (the added silence does not count). Clean clips say how well the model knows the
+phrase; a device hears it over a room.
 """
 
 from __future__ import annotations
@@ -177,9 +180,12 @@ def _event_list(
     stride: int,
     first: int,
     armed: bool,
+    offsets: dict[Path, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every detection on these streams with its file, time and window mean."""
+    """Every detection on these streams with its file, time in the file (`offsets`: where in its
+    stream each file starts, 0 if not listed) and window mean."""
     events = []
+    offsets = offsets or {}
     for stream, path in zip(streams, paths, strict=True):
         hits = detect(
             stream,
@@ -193,7 +199,7 @@ def _event_list(
                 {
                     "file": str(path),
                     "source": source,
-                    "time_s": round(float(invocation_seconds(k + first, stride)), 3),
+                    "time_s": round(float(invocation_seconds(k + first, stride)) - offsets.get(path, 0.0), 3),
                     "probability": round(_mean_at(stream, k, settings.sliding_window_size), 4),
                 }
             )
@@ -256,7 +262,9 @@ def measure(
 ) -> dict[str, Any]:
     """Every measurement of one model's outputs on one evaluation set, as plain data."""
     first = first_scored_invocation(input_frames, stride)
-    fa_streams, fa_hours = false_activation_streams(out.ambient, out.negatives, data.ambient_seconds, stride)
+    fa_streams, fa_hours = false_activation_streams(
+        out.ambient, out.negatives, data.ambient_seconds, stride, data.negative_seconds
+    )
     negative_hours = fa_hours - data.ambient_seconds / 3600.0
     common = {"stride": stride, "positives_armed_at_start": True, "check_duration": False}
     curves = sweep_recall_fah(
@@ -287,11 +295,12 @@ def measure(
     detected = detected_in(out.positives, cutoff, window, stride=stride, armed_at_start=True)
     hard_fired = detected_in(out.hard_negatives, cutoff, window, stride=stride, armed_at_start=True)
     ambient_events = _event_list(out.ambient, data.ambient_paths, "ambient", settings, stride, first, False)
+    offsets = data.stream_offsets_s
     negative_events = _event_list(
-        out.negatives, data.negative_paths, "negative", settings, stride, first, True
+        out.negatives, data.negative_paths, "negative", settings, stride, first, True, offsets
     )
     hard_events = _event_list(
-        out.hard_negatives, data.hard_negative_paths, "hard_negative", settings, stride, first, True
+        out.hard_negatives, data.hard_negative_paths, "hard_negative", settings, stride, first, True, offsets
     )
     false_events = ambient_events + negative_events
     recall = sum(detected) / len(detected)
@@ -330,7 +339,9 @@ def measure(
                 "speaker": speaker,
                 "detected": hit,
                 "peak_probability": round(top, 4),
-                "peak_time_s": round(float(invocation_seconds(peak + first, stride)), 3),
+                "peak_time_s": round(
+                    float(invocation_seconds(peak + first, stride)) - offsets.get(path, 0.0), 3
+                ),
             }
         )
     worst.sort(key=lambda row: (row["detected"], row["peak_probability"]))
@@ -453,6 +464,8 @@ def recall_in_noise(
     outputs: OutputsFn,
     snrs_db: Sequence[float],
     progress: bool = False,
+    *,
+    input_frames: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Recall of the split's positives with background audio mixed in, at each SNR and the evaluated
     settings: what a room does to the model. Returns (one row per SNR, a note when not measured)."""
@@ -469,7 +482,9 @@ def recall_in_noise(
         )
     rows = []
     for snr in snrs_db:
-        streams = positives_in_noise(config, prepared, SPLITS[split], float(snr), background, progress)
+        streams = positives_in_noise(
+            config, prepared, SPLITS[split], float(snr), background, input_frames, progress
+        )
         paths = [p for p in data.positive_paths if p in streams]
         hits = detected_in(
             outputs([streams[p] for p in paths]),
@@ -626,7 +641,7 @@ def evaluate_model(
         int8_m = measured if main_out is tflite_out else measure(data, tflite_out, settings, **kw)
         gap = _gap(keras_m, int8_m, keras_out, tflite_out)
     noise, noise_note = recall_in_noise(
-        config, prepared, data, split, settings, main_fn, noise_snrs_db, progress
+        config, prepared, data, split, settings, main_fn, noise_snrs_db, progress, input_frames=input_frames
     )
     result = Evaluation(
         model={"kind": kind, "path": path, "input_frames": input_frames, "stride": stride},

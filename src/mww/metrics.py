@@ -379,19 +379,26 @@ def false_activation_streams(
     negatives: Sequence[np.ndarray],
     ambient_seconds: float,
     stride: int = STREAMING_STRIDE,
+    negative_seconds: float | None = None,
 ) -> tuple[list[np.ndarray], float]:
     """The streams FA/h is counted on and their duration in hours.
 
     Ambient recordings are device starts (start-up suppression applies) over their measured duration.
     Each negative clip is one utterance heard by a detector that has been listening: a lead-in of
-    `negative_lead_in` zero outputs re-arms it, and the clip counts for the time its outputs cover.
+    `negative_lead_in` zero outputs re-arms it, and the clips count for `negative_seconds` (the
+    recordings' own duration, without silence an evaluation stream adds after them) or, if not
+    given, for the time their outputs cover.
     Hard negatives are confusable on purpose and far rarer in a home than in a dataset, so they are
     not part of FA/h (they get their own false detection rate).
     """
     lead = np.zeros(negative_lead_in(stride), dtype=np.uint8)
     streams = [probabilities_to_uint8(a) for a in ambient]
     streams += [np.concatenate([lead, probabilities_to_uint8(n)]) for n in negatives]
-    negative_s = sum(len(n) for n in negatives) * stride * WINDOW_STEP_MS / 1000.0
+    negative_s = (
+        sum(len(n) for n in negatives) * stride * WINDOW_STEP_MS / 1000.0
+        if negative_seconds is None
+        else float(negative_seconds)
+    )
     return streams, (float(ambient_seconds) + negative_s) / SECONDS_PER_HOUR
 
 

@@ -340,7 +340,9 @@ class Trainer:
                 data.hard_negative_streams,
             )
         )
-        fa_streams, fa_hours = false_activation_streams(ambient, negatives, data.ambient_seconds, stride)
+        fa_streams, fa_hours = false_activation_streams(
+            ambient, negatives, data.ambient_seconds, stride, data.negative_seconds
+        )
         metrics = compute_all_metrics(
             data.labels,
             scores,

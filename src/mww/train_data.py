@@ -2,9 +2,10 @@
 
 Training examples come from the augmented store (several variants per clip, made ahead of
 training, each placed by the end of its last sound); validation clips are placed in the same
-window without augmentation, and streamed to the detector as recorded (placed by the end of the
-file, trailing silence and all); ambient recordings are scored as the device streams them, from
-their clean features.
+window without augmentation, and streamed to the detector as a device hears them (`clip_stream`:
+one input window of silence before the whole recording, trailing silence and all, and
+`mww.augment.STREAM_TAIL_S` of silence after it); ambient recordings are scored as the device
+streams them, from their clean features.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mww.augment import AugmentResult, augment_clips, augmentation_files, chunk_count, open_augmented_store
+from mww.augment import (
+    AugmentResult,
+    Variant,
+    augment_clips,
+    augmentation_files,
+    chunk_count,
+    open_augmented_store,
+    stream_lead_frames,
+)
 from mww.config_schema import AUGMENTATION_NAMES, AugmentationConfig, MwwConfig
 from mww.constants import WINDOW_STEP_MS
 from mww.feature_store import FeatureStore
@@ -51,7 +60,7 @@ class EvalData:
     windows: np.ndarray  # float32 [N, T, 40]: the window ending where training decides (placed by sound)
     labels: np.ndarray  # [N]
     kinds: list[str]
-    positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive recording (placed by file end)
+    positive_streams: list[np.ndarray]  # float32 [frames, 40] per positive recording (`clip_stream`)
     positive_paths: list[Path]
     negative_streams: list[np.ndarray]  # float32 [frames, 40] per negative (as positives; long ones whole)
     hard_negative_streams: list[np.ndarray]  # float32 [frames, 40] per hard negative (as positives)
@@ -65,8 +74,14 @@ class EvalData:
     noise_streams: dict[float, list[np.ndarray]] = field(default_factory=dict)  # positives in noise, by SNR
     # Per positive, negative and hard-negative clip (in that order): model invocations from the
     # moment training decides on it (just after its last sound) to the end of its stream (the
-    # recording's trailing silence). Empty: 0 for every clip (the stream ends at that moment).
+    # recording's trailing silence and the stream's tail). Empty: 0 for every clip (the stream ends
+    # at that moment).
     silence_after: list[int] = field(default_factory=list)
+    # Seconds of recording the negative streams hold (their FA/h listening time; the silence a stream
+    # adds after a clip is not counted). None: the time their outputs cover.
+    negative_seconds: float | None = None
+    # Where each clip's recording starts in its stream (seconds), for times reported in the file.
+    stream_offsets_s: dict[Path, float] = field(default_factory=dict)
 
     @property
     def ambient_hours(self) -> float:
@@ -135,13 +150,13 @@ def check_selection_metrics(config: MwwConfig, background: Sequence[Path]) -> No
 
 
 def _placed(
-    config: MwwConfig, clips: list[Clip], workers: int, progress: bool, place_by_sound: bool = True
+    config: MwwConfig, clips: list[Clip], workers: int, progress: bool, as_stream: bool = False
 ) -> tuple[AugmentResult, FeatureStore]:
-    """Clips placed in the training window, no augmentation, one variant (of a long negative: its
-    first piece). By the end of their sound, as training places them (`place_by_sound`), or by the
-    end of the file: the recording as made, trailing silence and all, as the device would hear it."""
+    """Clips without augmentation, one variant each (of a long negative: its first piece): placed
+    in the training window by the end of their sound, as training places them, or (`as_stream`)
+    each whole recording with silence before and after it, as the device hears it."""
     plain = replace(config, augmentation=replace(config.augmentation, enabled=False))
-    store = open_augmented_store(config.paths.processed_dir, plain.augmentation, [], [], place_by_sound)
+    store = open_augmented_store(config.paths.processed_dir, plain.augmentation, [], [], as_stream)
     result = augment_clips(
         clips,
         plain,
@@ -151,15 +166,33 @@ def _placed(
         background_files=[],
         rir_files=[],
         first_only=True,
-        place_by_sound=place_by_sound,
+        as_stream=as_stream,
     )
     return result, store
 
 
+def clip_stream(features: np.ndarray, aug_cfg: AugmentationConfig, input_frames: int) -> np.ndarray:
+    """The evaluation stream of one recording, from its stored stream features: the silence before
+    it cut to one input window, so that the first scored invocation ends where the recording starts
+    and every later moment of it is scored, as on a device that was listening before it."""
+    return features[max(0, stream_lead_frames(aug_cfg) - input_frames) :]
+
+
+def _invocations_after_decision(
+    window: int, placed: Variant, stream: int, recording: Variant, stride: int
+) -> int:
+    """Invocations in a clip's stream (`stream` frames, the recording ending at frame
+    `recording.end_frame`) after the moment training decides on the clip: as long after its last
+    sound as the training window (`window` frames, the sound ending at `placed.end_frame`) ends."""
+    trailing = round(max(0.0, recording.length_s - placed.length_s) * 1000.0 / WINDOW_STEP_MS)
+    decision = recording.end_frame - trailing + (window - placed.end_frame)
+    return max(0, round((stream - decision) / stride))
+
+
 def in_noise_settings(aug_cfg: AugmentationConfig, snr_db: float) -> AugmentationConfig:
-    """Augmentation that only mixes in background audio, always, at exactly `snr_db` (placement as
-    configured). SNR is what the augmentation measures: the clip's power over the whole placed
-    window, silence included, against the noise's."""
+    """Augmentation that only mixes in background audio, always, at exactly `snr_db`. In evaluation
+    streams the SNR is the recording's power (over its file, its own silences included) against the
+    noise's; the silence the stream adds before and after it does not count."""
     only_noise = {name: 0.0 for name in AUGMENTATION_NAMES} | {"AddBackgroundNoise": 1.0}
     return replace(
         aug_cfg,
@@ -177,14 +210,15 @@ def positives_in_noise(
     split: str,
     snr_db: float,
     background: list[Path],
+    input_frames: int,
     progress: bool = False,
 ) -> dict[Path, np.ndarray]:
-    """The positive clips of `split` placed as their evaluation streams are (by the end of the file),
-    with background audio mixed in at `snr_db`: float feature streams by clip path (cached in the
-    augmented store like training variants, so a second evaluation reuses them). Clips that cannot
-    be mixed are left out."""
+    """The positive clips of `split` as evaluation streams (`clip_stream`), with background audio
+    mixed in at `snr_db` all along: float feature streams by clip path (cached in the augmented
+    store like training variants, so a second evaluation reuses them). Clips that cannot be mixed
+    are left out."""
     noisy = replace(config, augmentation=in_noise_settings(config.augmentation, snr_db))
-    store = open_augmented_store(config.paths.processed_dir, noisy.augmentation, background, [], False)
+    store = open_augmented_store(config.paths.processed_dir, noisy.augmentation, background, [], True)
     clips = _split(prepared, "positive", split)
     workers = config.performance.resolved_num_workers()
     result = augment_clips(
@@ -196,10 +230,12 @@ def positives_in_noise(
         background_files=background,
         rir_files=[],
         first_only=True,
-        place_by_sound=False,
+        as_stream=True,
     )
     return {
-        path: uint16_to_float(np.asarray(store.get(variants[0].key)))
+        path: clip_stream(
+            uint16_to_float(np.asarray(store.get(variants[0].key))), noisy.augmentation, input_frames
+        )
         for path, variants in result.variants.items()
     }
 
@@ -210,17 +246,18 @@ def eval_data(
     """The evaluation set of one split (validation or test).
 
     The clip windows are placed as in training (by the end of each clip's sound); the streams the
-    detector runs on are the recordings as made (placed by the end of the file), since the device
-    goes on listening after the wake word.
+    detector runs on are the whole recordings as a device hears them (`clip_stream`), trailing
+    silence and all, since the device goes on listening after the wake word.
     """
     workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
     placed, store = _placed(config, clips, workers, progress)
-    as_made, as_made_store = _placed(config, clips, workers, progress, place_by_sound=False)
+    as_made, as_made_store = _placed(config, clips, workers, progress, as_stream=True)
     windows, labels, kinds, streams, positive_paths, speakers = [], [], [], [], [], []
     negative_streams, hard_negative_streams, negative_paths, hard_negative_paths = [], [], [], []
     after: dict[str, list[int]] = {kind: [] for kind in TRAIN_KINDS}
-    invocation_s = config.model.stride * WINDOW_STEP_MS / 1000.0
+    negative_seconds = 0.0
+    offsets: dict[Path, float] = {}
     for clip in clips:
         variants, recording = placed.variants.get(clip.path), as_made.variants.get(clip.path)
         if not variants or not recording:
@@ -234,8 +271,18 @@ def eval_data(
         long_negative = chunk_count(clip.kind, clip.duration_s, config.augmentation) > 1
         if long_negative and whole is not None:  # stream it whole, not only its first piece
             features = uint16_to_float(np.asarray(prepared.store.get(whole)))
-        trailing_s = 0.0 if long_negative else max(0.0, recording[0].length_s - variants[0].length_s)
-        after[clip.kind].append(round(trailing_s / invocation_s))
+            after[clip.kind].append(0)
+            held_s = max(0, features.shape[0] - input_frames) * WINDOW_STEP_MS / 1000.0  # what is scored
+        else:
+            held_s = recording[0].length_s
+            after[clip.kind].append(
+                _invocations_after_decision(
+                    window.shape[0], variants[0], features.shape[0], recording[0], config.model.stride
+                )
+            )
+            cut = max(0, stream_lead_frames(config.augmentation) - input_frames)  # what clip_stream drops
+            offsets[clip.path] = config.augmentation.augmentation_duration_s - cut * WINDOW_STEP_MS / 1000.0
+            features = clip_stream(features, config.augmentation, input_frames)
         labels.append(LABELS[clip.kind])
         kinds.append(clip.kind)
         if clip.kind == "positive":
@@ -245,6 +292,7 @@ def eval_data(
         elif clip.kind == "negative":
             negative_streams.append(features)
             negative_paths.append(clip.path)
+            negative_seconds += held_s
         else:
             hard_negative_streams.append(features)
             hard_negative_paths.append(clip.path)
@@ -270,6 +318,8 @@ def eval_data(
         positive_speakers=speakers,
         ambient_durations=[float(c.duration_s) for c in ambient],
         silence_after=[n for kind in ("positive", "negative", "hard_negative") for n in after[kind]],
+        negative_seconds=negative_seconds,
+        stream_offsets_s=offsets,
     )
 
 
@@ -320,7 +370,11 @@ def build_training_data(config: MwwConfig, input_frames: int, progress: bool = T
     validation = eval_data(config, prepared, "validation", input_frames, progress)
     if background:
         validation.noise_streams = {
-            snr: list(positives_in_noise(config, prepared, "validation", snr, background, progress).values())
+            snr: list(
+                positives_in_noise(
+                    config, prepared, "validation", snr, background, input_frames, progress
+                ).values()
+            )
             for snr in NOISE_SNRS_DB
         }
     return TrainingData(sources, store, pool, validation, prepared, counts)
