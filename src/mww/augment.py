@@ -220,8 +220,9 @@ def stream_clip(samples: np.ndarray, lead_s: float, tail_s: float) -> tuple[np.n
 
 
 def stream_lead_frames(aug_cfg: AugmentationConfig) -> int:
-    """Frames of an evaluation stream computed before its recording starts (the lead is one
-    `augmentation_duration_s` window, never shorter than the model's input window)."""
+    """Frames of an evaluation stream computed before its recording starts. The lead is one
+    `augmentation_duration_s` window: evaluation needs the model's input window to fit in it, as
+    the clip windows it scores are cut from windows of that length."""
     return end_frame_for_sample(round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ))
 
 
