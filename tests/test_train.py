@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -25,7 +26,7 @@ from mww.train import (
     progress_line,
     validation_table,
 )
-from mww.train_data import NOISE_SNRS_DB, EvalData, TrainDataError
+from mww.train_data import NOISE_SNRS_DB, EvalData, TrainDataError, check_window
 
 TINY_MODEL = {
     "first_conv_filters": 8,
@@ -271,6 +272,33 @@ def test_selecting_by_recall_in_noise_needs_background_audio(tmp_path, capsys):
     assert "no background audio" in err and "Traceback" not in err
     assert not (tmp_path / "processed").exists()  # refused before any data was prepared
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_training_window_shorter_than_the_model_input_is_refused(tmp_path, capsys):
+    """1.5 s clips need 168 input frames of this model; a 1.5 s window holds 148."""
+    from mww.cli.evaluate import main as evaluate_main
+    from mww.cli.train import main
+    from mww.config import dump_config
+
+    build_dataset(tmp_path / "data", speakers=4, per_speaker=2, negatives=4)
+    cfg = tiny_config(tmp_path / "data", tmp_path)
+    cfg = dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, clip_duration_ms=1500))
+    cfg_path = str(dump_config(cfg, tmp_path / "cfg.yaml"))
+    assert main(["--config", cfg_path, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    print(f"\n{err.strip()}")
+    assert "'augmentation.augmentation_duration_s' is 1.5 s" in err and "168 feature frames" in err
+    assert "at least 1.7 s" in err and "Traceback" not in err
+    assert not (tmp_path / "processed").exists()  # refused before any data was prepared
+    assert not (tmp_path / "checkpoints").exists()
+    fixed = dataclasses.replace(
+        cfg, augmentation=dataclasses.replace(cfg.augmentation, augmentation_duration_s=1.7)
+    )
+    check_window(fixed, Trainer(fixed, progress=False, out=io.StringIO()).input_frames)  # the suggestion fits
+    model = tmp_path / "m.weights.h5"
+    model.write_bytes(b"")  # never read: the window is checked first
+    assert evaluate_main(["--checkpoint", str(model), "--config", cfg_path, "--split", "val"]) == 2
+    assert "'augmentation.augmentation_duration_s' is 1.5 s" in capsys.readouterr().err
 
 
 def test_cli_exit_codes(dataset, tmp_path, capsys, monkeypatch):

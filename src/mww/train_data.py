@@ -11,6 +11,7 @@ streams them, from their clean features.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from mww.augment import (
     stream_lead_frames,
 )
 from mww.config_schema import AUGMENTATION_NAMES, AugmentationConfig, MwwConfig
-from mww.constants import WINDOW_STEP_MS
+from mww.constants import WINDOW_SIZE_MS, WINDOW_STEP_MS, frames_for_duration_ms
 from mww.feature_store import FeatureStore
 from mww.features import uint16_to_float
 from mww.ingest import Clip
@@ -129,6 +130,25 @@ def check_dataset(prepared: PreparedData, config: MwwConfig) -> None:
         )
     if problems:
         raise TrainDataError("The dataset cannot be trained on: " + "; ".join(problems) + ".")
+
+
+def check_window(config: MwwConfig, input_frames: int) -> None:
+    """Refuse a training window (`augmentation.augmentation_duration_s`) too short for the model's
+    input: every training example and every evaluation window is cut from one, and the evaluation
+    streams' lead of silence is one."""
+    window_s = config.augmentation.augmentation_duration_s
+    if frames_for_duration_ms(window_s * 1000.0) >= input_frames:
+        return
+    needed_ms = (input_frames - 1) * WINDOW_STEP_MS + WINDOW_SIZE_MS
+    suggest = math.ceil(needed_ms / 100.0) / 10.0
+    raise TrainDataError(
+        f"'augmentation.augmentation_duration_s' is {window_s:g} s, shorter than the model's input "
+        f"window of {needed_ms / 1000:g} s ({input_frames} feature frames: "
+        f"'hardware.clip_duration_ms' {config.hardware.clip_duration_ms} plus the model's receptive "
+        "field), so no training or evaluation window can hold one input. Set "
+        f"'augmentation.augmentation_duration_s' to at least {suggest:g} s, or shorten "
+        "'hardware.clip_duration_ms'."
+    )
 
 
 def check_selection_metrics(config: MwwConfig, background: Sequence[Path]) -> None:
@@ -249,6 +269,7 @@ def eval_data(
     detector runs on are the whole recordings as a device hears them (`clip_stream`), trailing
     silence and all, since the device goes on listening after the wake word.
     """
+    check_window(config, input_frames)
     workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
     placed, store = _placed(config, clips, workers, progress)
@@ -325,6 +346,7 @@ def eval_data(
 
 def build_training_data(config: MwwConfig, input_frames: int, progress: bool = True) -> TrainingData:
     """Prepare, check, augment and assemble everything one training run reads."""
+    check_window(config, input_frames)
     background, rirs = augmentation_files(config)
     check_selection_metrics(config, background)
     prepared = prepare_data(config, progress=progress)
