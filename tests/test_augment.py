@@ -14,7 +14,6 @@ from mww.augment import (
     chunk_count,
     chunk_samples,
     effective_variants,
-    load_end_frames,
     load_placements,
     open_augmented_store,
     piece_of,
@@ -253,7 +252,7 @@ def test_deterministic_across_worker_counts(dataset, tmp_path):
     a, b = features_of(serial, serial_store), features_of(parallel, parallel_store)
     assert a.keys() == b.keys() and len(a) == 2 * len(clips)
     assert all(np.array_equal(a[key], b[key]) for key in a)
-    assert load_end_frames(serial_store) == load_end_frames(parallel_store)
+    assert load_placements(serial_store) == load_placements(parallel_store)
     other_seed = augment_clips(clips[:1], cfg, serial_store, seed=4)
     assert other_seed.computed == 2
     assert other_seed.variants[clips[0].path][0].key.endswith(":0:4")
@@ -388,7 +387,7 @@ def test_end_frames_sidecar_matches_the_result(dataset):
     cfg = config(root)
     result = augment_clips(clips, cfg)
     store = FeatureStore(result.store_root, width=40)
-    ends = load_end_frames(store)
+    ends = {key: placement.end_frame for key, placement in load_placements(store).items()}
     window_frames = frames_for_duration_ms(WINDOW_S * 1000)
     for clip in clips:
         for key, end_frame, _start, _length in result.variants[clip.path]:

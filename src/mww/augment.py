@@ -466,11 +466,6 @@ def load_placements(store: FeatureStore) -> dict[str, Placement]:
     return {key: Placement(int(end), float(held)) for key, (end, held) in stored.items()}
 
 
-def load_end_frames(store: FeatureStore) -> dict[str, int]:
-    """The end frame of every variant in `store`."""
-    return {key: placement.end_frame for key, placement in load_placements(store).items()}
-
-
 def _variant(key: str, placement: Placement, duration_s: float, pieces: int, variant: int) -> Variant:
     return Variant(key, placement.end_frame, _span(duration_s, pieces, variant)[0], placement.held_s)
 

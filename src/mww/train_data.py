@@ -191,11 +191,16 @@ def _placed(
     return result, store
 
 
+def _dropped_lead(aug_cfg: AugmentationConfig, input_frames: int) -> int:
+    """Frames of an evaluation stream's silent lead that `clip_stream` drops: all but one input window."""
+    return max(0, stream_lead_frames(aug_cfg) - input_frames)
+
+
 def clip_stream(features: np.ndarray, aug_cfg: AugmentationConfig, input_frames: int) -> np.ndarray:
     """The evaluation stream of one recording, from its stored stream features: the silence before
     it cut to one input window, so that the first scored invocation ends where the recording starts
     and every later moment of it is scored, as on a device that was listening before it."""
-    return features[max(0, stream_lead_frames(aug_cfg) - input_frames) :]
+    return features[_dropped_lead(aug_cfg, input_frames) :]
 
 
 def _invocations_after_decision(
@@ -272,38 +277,53 @@ def eval_data(
     check_window(config, input_frames)
     workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
+    aug_cfg = config.augmentation
+    # A long negative is streamed whole from its file features; every other clip as a recording.
+    whole_files = {
+        c.path: prepared.features.keys[c.path]
+        for c in clips
+        if chunk_count(c.kind, c.duration_s, aug_cfg) > 1 and c.path in prepared.features.keys
+    }
     placed, store = _placed(config, clips, workers, progress)
-    as_made, as_made_store = _placed(config, clips, workers, progress, as_stream=True)
+    as_made, as_made_store = _placed(
+        config, [c for c in clips if c.path not in whole_files], workers, progress, as_stream=True
+    )
+    # where each recording starts in its stream, once the lead is cut to one input window
+    recording_start_s = aug_cfg.augmentation_duration_s - _dropped_lead(aug_cfg, input_frames) * (
+        WINDOW_STEP_MS / 1000.0
+    )
     windows, labels, kinds, streams, positive_paths, speakers = [], [], [], [], [], []
     negative_streams, hard_negative_streams, negative_paths, hard_negative_paths = [], [], [], []
     after: dict[str, list[int]] = {kind: [] for kind in TRAIN_KINDS}
     negative_seconds = 0.0
     offsets: dict[Path, float] = {}
     for clip in clips:
-        variants, recording = placed.variants.get(clip.path), as_made.variants.get(clip.path)
-        if not variants or not recording:
+        variants = placed.variants.get(clip.path)
+        if not variants:
             continue
         window = uint16_to_float(np.asarray(store.get(variants[0].key)))
-        features = uint16_to_float(np.asarray(as_made_store.get(recording[0].key)))
-        if window.shape[0] < input_frames or features.shape[0] < input_frames:
+        if window.shape[0] < input_frames:
             continue
-        windows.append(window[-input_frames:])
-        whole = prepared.features.keys.get(clip.path)
-        long_negative = chunk_count(clip.kind, clip.duration_s, config.augmentation) > 1
-        if long_negative and whole is not None:  # stream it whole, not only its first piece
-            features = uint16_to_float(np.asarray(prepared.store.get(whole)))
+        if clip.path in whole_files:  # stream it whole, not only its first piece
+            features = uint16_to_float(np.asarray(prepared.store.get(whole_files[clip.path])))
             after[clip.kind].append(0)
             held_s = max(0, features.shape[0] - input_frames) * WINDOW_STEP_MS / 1000.0  # what is scored
         else:
+            recording = as_made.variants.get(clip.path)
+            if not recording:
+                continue
+            features = uint16_to_float(np.asarray(as_made_store.get(recording[0].key)))
+            if features.shape[0] < input_frames:
+                continue
             held_s = recording[0].length_s
             after[clip.kind].append(
                 _invocations_after_decision(
                     window.shape[0], variants[0], features.shape[0], recording[0], config.model.stride
                 )
             )
-            cut = max(0, stream_lead_frames(config.augmentation) - input_frames)  # what clip_stream drops
-            offsets[clip.path] = config.augmentation.augmentation_duration_s - cut * WINDOW_STEP_MS / 1000.0
-            features = clip_stream(features, config.augmentation, input_frames)
+            offsets[clip.path] = recording_start_s
+            features = clip_stream(features, aug_cfg, input_frames)
+        windows.append(window[-input_frames:])
         labels.append(LABELS[clip.kind])
         kinds.append(clip.kind)
         if clip.kind == "positive":
