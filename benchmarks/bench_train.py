@@ -7,6 +7,8 @@ Usage: python benchmarks/bench_train.py [--steps 200] [--batch 128] [--preset st
    (two time and two frequency masks), class weights, the same compiled step;
 3. offline augmentation + featurization of clips (clips/s), for the standard probabilities.
 Prints steps/s, samples/s and the ratio 2/1 (the trainer should keep >= 80 % of the bound).
+Both use mww.train.compile_train_step, with the weights' moving average when the preset sets
+training.ema_decay.
 """
 
 from __future__ import annotations
@@ -29,30 +31,17 @@ from mww.ingest import Clip
 from mww.model import build_model, training_input_frames
 from mww.sampler import Prefetcher, Source, WindowSampler, step_rng
 from mww.specaugment import spec_augment_numpy
+from mww.train import compile_train_step
+from mww.weight_average import WeightAverage
 
 
-def make_step(model, batch, frames):
+def make_step(model, batch, frames, ema_decay):
+    """The trainer's own compiled step (with the weights' moving average when the preset has one)."""
     import keras
-    import tensorflow as tf
 
-    optimizer = keras.optimizers.Adam(1e-3)
-    bce = keras.losses.BinaryCrossentropy(reduction=None)
-    spec = [
-        tf.TensorSpec([batch, frames, MEL_BINS], tf.float32),
-        tf.TensorSpec([batch]),
-        tf.TensorSpec([batch]),
-    ]
-
-    @tf.function(input_signature=spec)
-    def step(x, y, w):
-        with tf.GradientTape() as tape:
-            p = model(x, training=True)
-            loss = tf.reduce_sum(w * bce(y[:, None], p)) / tf.reduce_sum(w)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
-
-    return step
+    average = WeightAverage(model.trainable_variables, ema_decay) if ema_decay > 0 else None
+    train_step = compile_train_step(model, keras.optimizers.Adam(1e-3), batch, frames, average)
+    return lambda x, y, w: train_step(x, y, w)[0]
 
 
 def timed(fn, steps):
@@ -74,7 +63,7 @@ def main() -> None:
     cfg = load_preset(args.preset)
     frames = training_input_frames(cfg.hardware, cfg.model)
     model = build_model(cfg.model, (frames, MEL_BINS))
-    step = make_step(model, args.batch, frames)
+    step = make_step(model, args.batch, frames, cfg.training.ema_decay)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 26, (args.batch, frames, MEL_BINS)).astype(np.float32)
     y = (rng.random(args.batch) < 0.5).astype(np.float32)

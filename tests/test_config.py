@@ -93,7 +93,7 @@ def test_presets_never_write_device_constants():
         assert list(raw["hardware"]) == ["clip_duration_ms"]
 
 
-def test_fast_test_differs_from_standard_only_where_spec_says():
+def test_fast_test_differs_from_standard_where_spec_says_and_in_its_class_weights():
     fast, standard = load_preset("fast_test").to_dict(), load_preset("standard").to_dict()
     changed = {
         f"{section}.{key}"
@@ -105,9 +105,14 @@ def test_fast_test_differs_from_standard_only_where_spec_says():
         "training.training_steps",
         "training.batch_size",
         "training.eval_step_interval",
+        "training.negative_class_weight",
+        "training.hard_negative_class_weight",
         "augmentation.enabled",
     }
-    assert load_preset("fast_test").training.eval_step_interval == 250
+    fast_training = load_preset("fast_test").training
+    assert fast_training.eval_step_interval == 250
+    assert fast_training.negative_class_weight == [5.0, 5.0]
+    assert fast_training.hard_negative_class_weight == [10.0, 10.0]
 
 
 def test_max_quality_has_full_augmentation_and_masks():

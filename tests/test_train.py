@@ -232,6 +232,36 @@ def test_resume_continues_exactly_where_it_stopped(dataset, tmp_path):
     keras.backend.clear_session()
 
 
+def test_with_a_weight_average_checkpoints_hold_the_average_and_resume_is_exact(dataset, tmp_path):
+    import keras
+
+    from mww.model import build_model
+
+    full_cfg = tiny_config(dataset, tmp_path / "full", ema_decay=0.9)
+    _, out = run(full_cfg)
+    assert "moving average (decay 0.9)" in out
+    split_cfg = tiny_config(dataset, tmp_path / "split", ema_decay=0.9)
+    run(split_cfg, stop_after=35)
+    second, out = run(split_cfg, resume=True)
+    assert "resumed at step 35" in out and second.last_step == 50
+
+    def weights(cfg, path):
+        model = build_model(cfg.model, (Trainer(cfg, progress=False).input_frames, 40))
+        model.load_weights(path)
+        return model.get_weights()
+
+    ckpt = Path(full_cfg.paths.checkpoint_dir)
+    saved = weights(full_cfg, ckpt / "checkpoint_step_50.weights.h5")
+    resumed = weights(split_cfg, Path(split_cfg.paths.checkpoint_dir) / "checkpoint_step_50.weights.h5")
+    raw = weights(full_cfg, ckpt / "resume" / "weights.weights.h5")  # the trained weights themselves
+    worst = max(float(np.max(np.abs(a - b))) for a, b in zip(saved, resumed, strict=True))
+    apart = max(float(np.max(np.abs(a - b))) for a, b in zip(saved, raw, strict=True))
+    print(f"averaged: resumed vs uninterrupted {worst:.2e}; average vs trained weights {apart:.2e}")
+    assert worst < 1e-4
+    assert apart > 1e-3  # what was validated and saved is the average, not the last step's weights
+    keras.backend.clear_session()
+
+
 def test_resume_without_state_and_with_another_config_is_refused(dataset, tmp_path):
     cfg = tiny_config(dataset, tmp_path)
     with pytest.raises(TrainError, match="found no resumable checkpoint"):
@@ -240,6 +270,11 @@ def test_resume_without_state_and_with_another_config_is_refused(dataset, tmp_pa
     changed = tiny_config(dataset, tmp_path, batch_size=8)
     with pytest.raises(TrainError, match="different config"):
         run(changed, resume=True)
+    averaged = tiny_config(dataset, tmp_path / "averaged", ema_decay=0.9)
+    run(averaged, stop_after=26)
+    (Path(averaged.paths.checkpoint_dir) / "resume" / "average.npz").unlink()
+    with pytest.raises(TrainError, match=r"moving average in .*average\.npz is missing"):
+        run(averaged, resume=True)
 
 
 def test_missing_ambient_and_negatives_are_explained(tmp_path):

@@ -206,6 +206,7 @@ class TrainingConfig:
     batch_size: int = setting(128, min=1)
     eval_step_interval: int = setting(500, min=1)
     seed: int = setting(0, min=0)  # data order, masks and initialisation follow it
+    ema_decay: float = setting(0.99, min=0, lt=1)  # >0: validate and save an average of the weights
     positive_sampling_weight: float = setting(1.0, min=0)  # share of each source in a batch
     negative_sampling_weight: float = setting(1.0, min=0)
     hard_negative_sampling_weight: float = setting(0.5, min=0)

@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ from mww.scoring import StreamScorer, score_windows
 from mww.specaugment import get_spec_augment, phase_mask_settings
 from mww.streaming import sequence_scorer
 from mww.train_data import NOISE_SNRS_DB, EvalData, TrainingData, build_training_data, noise_key
+from mww.weight_average import WeightAverage
 
 RESUME_DIR = "resume"
 PROGRESS_BAR = "{desc} |{bar:20}|"  # the progress line, then the bar
@@ -111,8 +113,13 @@ def class_weights(training: TrainingConfig, phase: int) -> dict[str, float]:
     }
 
 
-def compile_train_step(model: Any, optimizer: Any, batch_size: int, input_frames: int) -> Callable[..., Any]:
-    """One compiled step: Adam on the weighted binary cross-entropy; returns (loss, accuracy)."""
+def compile_train_step(
+    model: Any, optimizer: Any, batch_size: int, input_frames: int, average: WeightAverage | None = None
+) -> Callable[..., Any]:
+    """One compiled step: Adam on the weighted binary cross-entropy; returns (loss, accuracy).
+
+    With `average`, the step also moves the weights' moving average (mww.weight_average).
+    """
     import keras
     import tensorflow as tf
 
@@ -133,6 +140,8 @@ def compile_train_step(model: Any, optimizer: Any, batch_size: int, input_frames
                 loss += tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        if average is not None:
+            average.update()
         acc = tf.reduce_mean(tf.cast(tf.equal(tf.cast(p[:, 0] > 0.5, tf.float32), y), tf.float32))
         return loss, acc
 
@@ -370,22 +379,88 @@ class Trainer:
             metrics[noise_key(snr)] = sum(hits) / len(hits) if hits else 0.0
         return metrics
 
+    # ------------------------------------------------------------------ one validation
+    def _record_evaluation(
+        self,
+        model: Any,
+        step: int,
+        metrics: dict[str, Any],
+        best: Candidate | None,
+        best_fah: float | None,
+        state: dict[str, Any],
+        log: RunLog,
+        writer: Any,
+    ) -> tuple[Candidate | None, float | None]:
+        """Log one validation, write its checkpoints and return the new (best, best_fah)."""
+        import tensorflow as tf
+
+        cfg, ckpt_dir = self.config, Path(self.config.paths.checkpoint_dir)
+        for row in validation_table(metrics, step, log.tty):
+            log.line(row)
+        if writer:
+            with writer.as_default(step=step):
+                for key, value in metrics.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        tf.summary.scalar(f"validation/{key}", float(value))
+        calibration = {
+            "probability_cutoff": float(metrics["operating_point_cutoff"]),
+            "sliding_window_size": int(metrics["operating_point_window"]),
+            "meets_target": bool(metrics["operating_point_meets_target"]),
+        }
+        record = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
+        saved = (step, record, cfg, calibration)
+        write_checkpoint(model, ckpt_dir / f"checkpoint_step_{step}.weights.h5", *saved)
+        candidate = Candidate(step, {k: float(v) for k, v in record.items()})
+        fah = candidate.metrics["ambient_false_positives_per_hour"]
+        if best_fah is None or fah < best_fah:
+            best_fah = fah
+            write_checkpoint(model, ckpt_dir / f"best_fah_step_{step}.weights.h5", *saved)
+        if is_better(candidate, best, cfg.training):
+            best = candidate
+            write_checkpoint(model, ckpt_dir / BEST_NAME, *saved)
+            atomic_write_json(ckpt_dir / CALIBRATION_FILE, {**calibration, "step": step})
+            log.line(f"  new best checkpoint at step {step}: {ckpt_dir / BEST_NAME}")
+        state["history"].append({"step": step, **record})
+        return best, best_fah
+
+    def _mine(self, stream: StreamScorer, data: TrainingData, step: int, log: RunLog) -> list[MinedWindow]:
+        """Score the negative pool, keep (and save) the windows above the mining threshold."""
+        hn = self.config.hard_negative_mining
+        mined = mine_hard_negatives(
+            stream,
+            data.train_store,
+            data.negative_pool,
+            self.input_frames,
+            self.config.model.stride,
+            hn.fp_threshold,
+            hn.max_samples,
+        )
+        save_mined(Path(self.config.paths.checkpoint_dir), mined, step)
+        log.line(f"  mined {len(mined)} hard-negative windows scoring ≥ {hn.fp_threshold}")
+        return mined
+
     # ------------------------------------------------------------------ resume state
     def _resume_dir(self) -> Path:
         return Path(self.config.paths.checkpoint_dir) / RESUME_DIR
 
-    def _save_resume(self, model: Any, optimizer: Any, step: int, state: dict[str, Any]) -> None:
+    def _save_resume(
+        self, model: Any, optimizer: Any, step: int, state: dict[str, Any], average: WeightAverage | None
+    ) -> None:
         folder = self._resume_dir()
         folder.mkdir(parents=True, exist_ok=True)
         save_weights_atomic(model, folder / "weights.weights.h5")
         buffer = io.BytesIO()
         np.savez(buffer, *[np.asarray(v) for v in optimizer.variables])
         atomic_write_bytes(folder / "optimizer.npz", buffer.getvalue())
+        if average is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, *average.state())
+            atomic_write_bytes(folder / "average.npz", buffer.getvalue())
         atomic_write_json(
             folder / "state.json", {**state, "step": step, "config_hash": config_hash(self.config)}
         )
 
-    def _load_resume(self, model: Any, optimizer: Any) -> dict[str, Any]:
+    def _load_resume(self, model: Any, optimizer: Any, average: WeightAverage | None) -> dict[str, Any]:
         folder = self._resume_dir()
         state_path = folder / "state.json"
         if not state_path.exists():
@@ -410,6 +485,15 @@ class Trainer:
             )
         for var, value in zip(optimizer.variables, values, strict=True):
             var.assign(value)
+        if average is not None:
+            try:
+                with np.load(folder / "average.npz") as saved:
+                    average.load_state([saved[f"arr_{i}"] for i in range(len(saved.files))])
+            except (OSError, ValueError) as exc:
+                raise TrainError(
+                    f"The weights' moving average in {folder / 'average.npz'} is missing or does not match "
+                    f"the model ({exc}); start without --resume."
+                ) from exc
         return state
 
     # ------------------------------------------------------------------ the run
@@ -442,13 +526,21 @@ class Trainer:
         keras.utils.set_random_seed(t.seed)
         model = build_model(cfg.model, (self.input_frames, MEL_BINS))
         optimizer = keras.optimizers.Adam(learning_rate=t.learning_rates[0])
-        log.line(f"model: {count_parameters(model)} parameters")
+        average = WeightAverage(model.trainable_variables, t.ema_decay) if t.ema_decay > 0 else None
+        log.line(
+            f"model: {count_parameters(model)} parameters"
+            + (
+                f"; validating and saving the weights' moving average (decay {t.ema_decay})"
+                if average
+                else ""
+            )
+        )
 
         state: dict[str, Any] = {"best": None, "best_fah": None, "history": []}
         start = 0
         mined: list[MinedWindow] = []
         if resume:
-            state = self._load_resume(model, optimizer)
+            state = self._load_resume(model, optimizer, average)
             start = int(state["step"])
             mined = load_mined(ckpt_dir)
             log.line(f"resumed at step {start} with {len(mined)} mined hard negatives")
@@ -457,7 +549,7 @@ class Trainer:
 
         self.sampler = self._sampler(data, mined)
         self.spec_augment = get_spec_augment(prefer_gpu=self.on_gpu)
-        train_step = compile_train_step(model, optimizer, t.batch_size, self.input_frames)
+        train_step = compile_train_step(model, optimizer, t.batch_size, self.input_frames, average)
         predict = compile_predict(model, self.input_frames)
 
         writer = (
@@ -506,66 +598,27 @@ class Trainer:
                             tf.summary.scalar("train/accuracy", loss_acc[1])
                             tf.summary.scalar("train/learning_rate", t.learning_rates[phase])
                 if step % t.eval_step_interval == 0 or step == total:
-                    stream = sequence_scorer(model, cfg.model)
-                    metrics = self.evaluate(predict, data.validation, stream)
-                    for row in validation_table(metrics, step, log.tty):
-                        log.line(row)
-                    if writer:
-                        with writer.as_default(step=step):
-                            for key, value in metrics.items():
-                                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                                    tf.summary.scalar(f"validation/{key}", float(value))
-                    calibration = {
-                        "probability_cutoff": float(metrics["operating_point_cutoff"]),
-                        "sliding_window_size": int(metrics["operating_point_window"]),
-                        "meets_target": bool(metrics["operating_point_meets_target"]),
-                    }
-                    record = {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool))}
-                    write_checkpoint(
-                        model, ckpt_dir / f"checkpoint_step_{step}.weights.h5", step, record, cfg, calibration
-                    )
-                    candidate = Candidate(step, {k: float(v) for k, v in record.items()})
-                    fah = candidate.metrics["ambient_false_positives_per_hour"]
-                    if best_fah is None or fah < best_fah:
-                        best_fah = fah
-                        write_checkpoint(
-                            model,
-                            ckpt_dir / f"best_fah_step_{step}.weights.h5",
-                            step,
-                            record,
-                            cfg,
-                            calibration,
+                    mine = cfg.hard_negative_mining.enabled and step % mining_every == 0 and step < total
+                    with average.applied() if average else nullcontext():  # validate and save the average
+                        stream = sequence_scorer(model, cfg.model)
+                        metrics = self.evaluate(predict, data.validation, stream)
+                        best, best_fah = self._record_evaluation(
+                            model, step, metrics, best, best_fah, state, log, writer
                         )
-                    if is_better(candidate, best, t):
-                        best = candidate
-                        write_checkpoint(model, ckpt_dir / BEST_NAME, step, record, cfg, calibration)
-                        atomic_write_json(ckpt_dir / CALIBRATION_FILE, {**calibration, "step": step})
-                        log.line(f"  new best checkpoint at step {step}: {ckpt_dir / BEST_NAME}")
-                    state["history"].append({"step": step, **record})
-                    if cfg.hard_negative_mining.enabled and step % mining_every == 0 and step < total:
-                        hn = cfg.hard_negative_mining
-                        mined = mine_hard_negatives(
-                            stream,
-                            data.train_store,
-                            data.negative_pool,
-                            self.input_frames,
-                            cfg.model.stride,
-                            hn.fp_threshold,
-                            hn.max_samples,
-                        )
-                        save_mined(ckpt_dir, mined, step)
-                        log.line(f"  mined {len(mined)} hard-negative windows scoring ≥ {hn.fp_threshold}")
+                        if mine:
+                            mined = self._mine(stream, data, step, log)
+                    if mine:
                         prefetch.close()
                         self.sampler = self._sampler(data, mined)
                         prefetch = Prefetcher(self._make_batch, step, total)
                     state.update(best=best.__dict__ if best else None, best_fah=best_fah)
-                    self._save_resume(model, optimizer, step, state)
+                    self._save_resume(model, optimizer, step, state, average)
                 if self.stop_after is not None and step >= self.stop_after and step < total:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
             state.update(best=best.__dict__ if best else None, best_fah=best_fah)
-            self._save_resume(model, optimizer, step, state)
+            self._save_resume(model, optimizer, step, state, average)
             log.line(
                 f"interrupted at step {step}: saved a resumable checkpoint in {self._resume_dir()}; "
                 "continue with --resume"
