@@ -14,7 +14,7 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -161,6 +161,19 @@ def compile_predict(model: Any, input_frames: int) -> Callable[[np.ndarray], np.
         return forward(x).numpy()
 
     return predict
+
+
+def write_arrays(path: Path, arrays: Sequence[np.ndarray]) -> None:
+    """Save a list of arrays (resume state) atomically, in order."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_arrays(path: Path) -> list[np.ndarray]:
+    """The arrays `write_arrays` saved, in order."""
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
 def phase_of(step: int, steps: list[int]) -> int:
@@ -449,13 +462,9 @@ class Trainer:
         folder = self._resume_dir()
         folder.mkdir(parents=True, exist_ok=True)
         save_weights_atomic(model, folder / "weights.weights.h5")
-        buffer = io.BytesIO()
-        np.savez(buffer, *[np.asarray(v) for v in optimizer.variables])
-        atomic_write_bytes(folder / "optimizer.npz", buffer.getvalue())
+        write_arrays(folder / "optimizer.npz", [np.asarray(v) for v in optimizer.variables])
         if average is not None:
-            buffer = io.BytesIO()
-            np.savez(buffer, *average.state())
-            atomic_write_bytes(folder / "average.npz", buffer.getvalue())
+            write_arrays(folder / "average.npz", average.state())
         atomic_write_json(
             folder / "state.json", {**state, "step": step, "config_hash": config_hash(self.config)}
         )
@@ -477,8 +486,7 @@ class Trainer:
             )
         model.load_weights(folder / "weights.weights.h5")
         optimizer.build(model.trainable_variables)
-        with np.load(folder / "optimizer.npz") as saved:
-            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        values = read_arrays(folder / "optimizer.npz")
         if len(values) != len(optimizer.variables):
             raise TrainError(
                 f"The optimizer state in {folder} does not match the model; start without --resume."
@@ -487,8 +495,7 @@ class Trainer:
             var.assign(value)
         if average is not None:
             try:
-                with np.load(folder / "average.npz") as saved:
-                    average.load_state([saved[f"arr_{i}"] for i in range(len(saved.files))])
+                average.load_state(read_arrays(folder / "average.npz"))
             except (OSError, ValueError) as exc:
                 raise TrainError(
                     f"The weights' moving average in {folder / 'average.npz'} is missing or does not match "
