@@ -203,6 +203,18 @@ def clip_stream(features: np.ndarray, aug_cfg: AugmentationConfig, input_frames:
     return features[_dropped_lead(aug_cfg, input_frames) :]
 
 
+def _first_variant(
+    result: AugmentResult, store: FeatureStore, path: Path, input_frames: int
+) -> tuple[Variant, np.ndarray] | None:
+    """A clip's first stored variant and its float features; None when it has none, or when they
+    are shorter than one model input."""
+    variants = result.variants.get(path)
+    if not variants:
+        return None
+    features = uint16_to_float(np.asarray(store.get(variants[0].key)))
+    return None if features.shape[0] < input_frames else (variants[0], features)
+
+
 def _invocations_after_decision(
     window: int, placed: Variant, stream: int, recording: Variant, stride: int
 ) -> int:
@@ -298,27 +310,23 @@ def eval_data(
     negative_seconds = 0.0
     offsets: dict[Path, float] = {}
     for clip in clips:
-        variants = placed.variants.get(clip.path)
-        if not variants:
+        first = _first_variant(placed, store, clip.path, input_frames)
+        if first is None:
             continue
-        window = uint16_to_float(np.asarray(store.get(variants[0].key)))
-        if window.shape[0] < input_frames:
-            continue
+        placement, window = first
         if clip.path in whole_files:  # stream it whole, not only its first piece
             features = uint16_to_float(np.asarray(prepared.store.get(whole_files[clip.path])))
             after[clip.kind].append(0)
             held_s = max(0, features.shape[0] - input_frames) * WINDOW_STEP_MS / 1000.0  # what is scored
         else:
-            recording = as_made.variants.get(clip.path)
-            if not recording:
+            made = _first_variant(as_made, as_made_store, clip.path, input_frames)
+            if made is None:
                 continue
-            features = uint16_to_float(np.asarray(as_made_store.get(recording[0].key)))
-            if features.shape[0] < input_frames:
-                continue
-            held_s = recording[0].length_s
+            recording, features = made
+            held_s = recording.length_s
             after[clip.kind].append(
                 _invocations_after_decision(
-                    window.shape[0], variants[0], features.shape[0], recording[0], config.model.stride
+                    window.shape[0], placement, features.shape[0], recording, config.model.stride
                 )
             )
             offsets[clip.path] = recording_start_s
