@@ -11,16 +11,20 @@ capped at `ema_decay`, so early checkpoints are not dominated by the random star
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 
-def decay_at(decay: float, updates: int) -> float:
-    """The decay used for update number `updates` (0-based): ramps up, capped at `decay`."""
-    return min(decay, (1.0 + updates) / (10.0 + updates))
+def decay_at(decay: float, updates: Any, minimum: Callable[[Any, Any], Any] = min) -> Any:
+    """The decay used for update number `updates` (0-based): ramps up, capped at `decay`.
+
+    `minimum` takes the smaller of two values: `min` for numbers, `tf.minimum` inside the compiled
+    train step, so both use this one formula.
+    """
+    return minimum(decay, (1.0 + updates) / (10.0 + updates))
 
 
 class WeightAverage:
@@ -43,8 +47,7 @@ class WeightAverage:
         """Move every shadow toward its variable (call inside the compiled train step)."""
         import tensorflow as tf
 
-        n = tf.cast(self.updates, tf.float32)
-        d = tf.minimum(tf.constant(self.decay, tf.float32), (1.0 + n) / (10.0 + n))
+        d = decay_at(self.decay, tf.cast(self.updates, tf.float32), tf.minimum)
         for shadow, var in zip(self.shadows, self.variables, strict=True):
             value = tf.convert_to_tensor(var)
             shadow.assign(tf.cast(d, shadow.dtype) * shadow + tf.cast(1.0 - d, shadow.dtype) * value)
