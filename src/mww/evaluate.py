@@ -172,6 +172,11 @@ def peak_window_mean(stream: np.ndarray, window: int) -> tuple[float, int]:
     return float(means.max()) * OUTPUT_SCALE, int(np.argmax(means)) + window - 1
 
 
+def _time_in_file(invocation: int, stride: int, offset_s: float) -> float:
+    """Seconds into its file of a stream's invocation, the file starting `offset_s` into the stream."""
+    return round(float(invocation_seconds(invocation, stride)) - offset_s, 3)
+
+
 def _event_list(
     streams: list[np.ndarray],
     paths: list[Path],
@@ -199,7 +204,7 @@ def _event_list(
                 {
                     "file": str(path),
                     "source": source,
-                    "time_s": round(float(invocation_seconds(k + first, stride)) - offsets.get(path, 0.0), 3),
+                    "time_s": _time_in_file(k + first, stride, offsets.get(path, 0.0)),
                     "probability": round(_mean_at(stream, k, settings.sliding_window_size), 4),
                 }
             )
@@ -339,9 +344,7 @@ def measure(
                 "speaker": speaker,
                 "detected": hit,
                 "peak_probability": round(top, 4),
-                "peak_time_s": round(
-                    float(invocation_seconds(peak + first, stride)) - offsets.get(path, 0.0), 3
-                ),
+                "peak_time_s": _time_in_file(peak + first, stride, offsets.get(path, 0.0)),
             }
         )
     worst.sort(key=lambda row: (row["detected"], row["peak_probability"]))
