@@ -534,14 +534,8 @@ class Trainer:
         model = build_model(cfg.model, (self.input_frames, MEL_BINS))
         optimizer = keras.optimizers.Adam(learning_rate=t.learning_rates[0])
         average = WeightAverage(model.trainable_variables, t.ema_decay) if t.ema_decay > 0 else None
-        log.line(
-            f"model: {count_parameters(model)} parameters"
-            + (
-                f"; validating and saving the weights' moving average (decay {t.ema_decay})"
-                if average
-                else ""
-            )
-        )
+        averaged = f"; validating and saving the weights' moving average (decay {t.ema_decay})"
+        log.line(f"model: {count_parameters(model)} parameters{averaged if average else ''}")
 
         state: dict[str, Any] = {"best": None, "best_fah": None, "history": []}
         start = 0
