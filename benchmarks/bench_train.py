@@ -32,14 +32,14 @@ from mww.model import build_model, training_input_frames
 from mww.sampler import Prefetcher, Source, WindowSampler, step_rng
 from mww.specaugment import spec_augment_numpy
 from mww.train import compile_train_step
-from mww.weight_average import WeightAverage
+from mww.weight_average import weight_average_for
 
 
 def make_step(model, batch, frames, ema_decay):
     """The trainer's own compiled step (with the weights' moving average when the preset has one)."""
     import keras
 
-    average = WeightAverage(model.trainable_variables, ema_decay) if ema_decay > 0 else None
+    average = weight_average_for(model.trainable_variables, ema_decay)
     train_step = compile_train_step(model, keras.optimizers.Adam(1e-3), batch, frames, average)
     return lambda x, y, w: train_step(x, y, w)[0]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mww.config import ConfigError, config_from_dict
-from mww.weight_average import WeightAverage, decay_at
+from mww.weight_average import WeightAverage, decay_at, weight_average_for
 
 
 def test_decay_ramps_up_from_the_start_and_is_capped():
@@ -76,3 +76,12 @@ def test_a_decay_outside_0_to_1_is_refused():
     for bad in (1.0, -0.1):
         with pytest.raises(ConfigError, match="ema_decay"):
             config_from_dict({"training": {"ema_decay": bad}})
+
+
+def test_a_decay_of_0_turns_the_average_off():
+    import tensorflow as tf
+
+    var = tf.Variable([1.0])
+    assert weight_average_for([var], 0.0) is None
+    average = weight_average_for([var], 0.5)
+    assert isinstance(average, WeightAverage) and average.decay == 0.5

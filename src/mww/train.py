@@ -50,7 +50,7 @@ from mww.scoring import StreamScorer, score_windows
 from mww.specaugment import get_spec_augment, phase_mask_settings
 from mww.streaming import sequence_scorer
 from mww.train_data import NOISE_SNRS_DB, EvalData, TrainingData, build_training_data, noise_key
-from mww.weight_average import WeightAverage
+from mww.weight_average import WeightAverage, weight_average_for
 
 RESUME_DIR = "resume"
 PROGRESS_BAR = "{desc} |{bar:20}|"  # the progress line, then the bar
@@ -533,7 +533,7 @@ class Trainer:
         keras.utils.set_random_seed(t.seed)
         model = build_model(cfg.model, (self.input_frames, MEL_BINS))
         optimizer = keras.optimizers.Adam(learning_rate=t.learning_rates[0])
-        average = WeightAverage(model.trainable_variables, t.ema_decay) if t.ema_decay > 0 else None
+        average = weight_average_for(model.trainable_variables, t.ema_decay)
         averaged = f"; validating and saving the weights' moving average (decay {t.ema_decay})"
         log.line(f"model: {count_parameters(model)} parameters{averaged if average else ''}")
 

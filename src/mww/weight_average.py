@@ -78,3 +78,8 @@ class WeightAverage:
                 raise ValueError(f"shape {np.shape(value)} does not fit a weight of shape {shadow.shape}")
             shadow.assign(value)
         self.updates.assign(int(values[-1]))
+
+
+def weight_average_for(variables: Sequence[Any], decay: float) -> WeightAverage | None:
+    """The moving average `training.ema_decay` asks for: none when it is 0 (off)."""
+    return WeightAverage(variables, decay) if decay > 0 else None
