@@ -14,6 +14,7 @@ from mww.detection import (
     detect,
     false_activations_per_hour,
     first_detection_sweep,
+    format_cutoff,
     probabilities_to_uint8,
     rearm_invocations,
     simulate_device_detector,
@@ -41,6 +42,17 @@ def test_cutoff_to_uint8_truncates_like_esphome():
     assert cutoff_to_uint8(0.0) == 0
     assert cutoff_to_uint8(1.0) == 255
     assert all(cutoff_to_uint8(k / 255) == k for k in range(256))
+
+
+def test_format_cutoff_keeps_the_digits_the_device_needs():
+    assert [format_cutoff(c) for c in (0.97, 0.5, 0.995, 0.998, 1.0)] == [
+        "0.97",
+        "0.50",
+        "0.995",
+        "0.998",
+        "1.00",
+    ]
+    assert cutoff_to_uint8(float(format_cutoff(0.998))) == 254
 
 
 @pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan"), float("inf")])

@@ -27,7 +27,7 @@ from mww.evaluate import (
     write_outputs,
 )
 from mww.export import load_calibration
-from mww.metrics import OPERATING_POINT_WINDOWS, negative_lead_in
+from mww.metrics import CALIBRATION_CUTOFFS, DEFAULT_CUTOFFS, OPERATING_POINT_WINDOWS, negative_lead_in
 from mww.prepare import prepare_data
 from mww.runtime import invocation_seconds
 from mww.train_data import EvalData, eval_data
@@ -152,7 +152,8 @@ def test_breakdowns_sweep_and_operating_points(measured):
     assert worst["detected"] is False and worst["file"].endswith("b/1.wav")
     assert worst["peak_probability"] == pytest.approx(10 / 256, abs=1e-4)
     sweep = m["sweep"]
-    assert len(sweep["cutoffs"]) == 101 and set(sweep["windows"]) == {str(w) for w in OPERATING_POINT_WINDOWS}
+    assert sweep["cutoffs"] == DEFAULT_CUTOFFS.tolist()
+    assert set(sweep["windows"]) == {str(w) for w in OPERATING_POINT_WINDOWS}
     w3 = sweep["windows"]["3"]
     i = sweep["cutoffs"].index(0.9)
     assert w3["recall"][i] == 0.75 and w3["fah"][i] == pytest.approx(m["at_settings"]["fah"], rel=1e-5)
@@ -161,8 +162,9 @@ def test_breakdowns_sweep_and_operating_points(measured):
     )
     rec = m["recommended"]
     # No cutoff separates the firing negatives from the positives (same runs of 250): within 1 FA/h
-    # only cutoffs above 250/256 remain, which detect nothing.
-    assert rec["recall"] == 0.0 and rec["meets_target"] is True and rec["probability_cutoff"] == 0.99
+    # only cutoffs above 250/256 remain, which detect nothing: the tie goes to the top of the grid.
+    assert rec["recall"] == 0.0 and rec["meets_target"] is True
+    assert rec["probability_cutoff"] == CALIBRATION_CUTOFFS[-1]
     eer = m["equal_error"]
     assert eer["available"] and 0.0 <= eer["equal_error_rate"] <= 1.0
     assert m["peaks"]["positive"][3] == pytest.approx(10 / 256, abs=1e-4)

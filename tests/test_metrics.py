@@ -7,7 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+from mww.detection import cutoff_to_uint8
 from mww.metrics import (
+    CALIBRATION_CUTOFFS,
     DEFAULT_CUTOFFS,
     accuracy,
     auc_roc,
@@ -257,8 +259,8 @@ def test_compute_all_metrics_end_to_end():
     assert metrics["recall_at_no_fa"] == 0.0
     assert metrics["recall_at_target_fah"] == 0.5
     assert metrics["average_viable_recall"] == pytest.approx((0.5 * one + 0.75 * (2 - 2 * one)) / 2)
-    # Recall 0.5 within 1.0 FA/h from cutoff 0.91 (232) to 0.99 (252): the tie goes to 0.99.
-    assert metrics["operating_point_cutoff"] == 0.99
+    # Recall 0.5 within 1.0 FA/h from cutoff 0.91 (232) to 0.998 (254): the tie goes to 0.998.
+    assert metrics["operating_point_cutoff"] == 0.998
     assert metrics["operating_point_window"] == 5
     assert metrics["operating_point_recall"] == 0.5
     assert metrics["operating_point_fah"] == pytest.approx(one)
@@ -292,6 +294,34 @@ def test_compute_all_metrics_end_to_end():
     assert strict["recall_at_target_fah"] == 0.0
     assert (strict["operating_point_cutoff"], strict["operating_point_window"]) == (1.0, 1)
     assert set(DEFAULT_CUTOFFS.tolist()) >= {0.0, 0.5, 0.97, 1.0}
+
+
+def test_the_calibration_grid_reaches_the_top_device_cutoffs():
+    """Every grid cutoff is a different device cutoff, up to 254: 0 and 255 (never fire) are left out."""
+    u8 = [cutoff_to_uint8(c) for c in CALIBRATION_CUTOFFS.tolist()]
+    assert u8 == sorted(set(u8)) and u8[0] > 0 and u8[-3:] == [252, 253, 254]
+    assert DEFAULT_CUTOFFS[0] == 0.0 and DEFAULT_CUTOFFS[-1] == 1.0
+    assert DEFAULT_CUTOFFS[1:-1].tolist() == CALIBRATION_CUTOFFS.tolist()
+
+
+def test_outputs_crowding_at_the_top_still_find_a_setting_without_false_activations():
+    """Positives at 255, an ambient burst at 254: only the device cutoff 254 (0.998) separates them."""
+    positives = [burst(60, 40, 8, 255) for _ in range(4)]
+    ambient = ambient_hour()
+    ambient[ambient > 0] = 254
+    metrics = compute_all_metrics(
+        [1, 0],
+        [0.9, 0.1],
+        positives,
+        [ambient],
+        ambient_duration_hours=AMBIENT_SECONDS / 3600,
+        target_fah=0.0,
+        operating_point_windows=[5],
+    )
+    print("top of the grid:", {k: v for k, v in metrics.items() if k.startswith("operating_point")})
+    assert metrics["recall_at_no_fa"] == 1.0
+    assert (metrics["operating_point_cutoff"], metrics["operating_point_fah"]) == (0.998, 0.0)
+    assert metrics["operating_point_meets_target"] is True
 
 
 def test_positive_streams_start_suppressed_unless_armed():

@@ -32,6 +32,7 @@ import numpy as np
 from mww.atomic import atomic_write_json, atomic_write_text
 from mww.checkpoints import CALIBRATION_FILE, config_hash, sidecar_path, write_checkpoint
 from mww.config_schema import MwwConfig
+from mww.detection import format_cutoff
 from mww.train_data import EvalData
 from mww.tune_decision import (
     AutoTuneError,
@@ -220,7 +221,7 @@ class AutoTuner:
             "mww-autotune dry run: the inputs are valid; nothing trained, the output folder untouched.",
             f"checkpoint  {path}: {cfg.model.architecture}, {count_parameters(model)} parameters, input "
             f"{frames} frames (loads into the config's model)",
-            f"  its detector settings: cutoff {shipped.probability_cutoff:.2f}, window "
+            f"  its detector settings: cutoff {format_cutoff(shipped.probability_cutoff)}, window "
             f"{shipped.sliding_window_size} (from {shipped.source})",
             f"data        train: {train['positive']} positives, {train['negative']} negatives, "
             f"{train['hard_negative']} hard negatives",
@@ -237,9 +238,9 @@ class AutoTuner:
             f"{cfg.training.negative_class_weight[-1]:g}",
             f"  mining: training negatives scoring >= {tuning.mining_fp_threshold:g}, at most "
             f"{tuning.mining_max_samples} windows per iteration",
-            f"  search: cutoff {tuning.cutoff_min:.2f}..{tuning.cutoff_max:.2f} x window "
-            f"{tuning.window_min}..{tuning.window_max}, the FA/h target also met {tuning.cutoff_margin:g} "
-            f"below the cutoff; not worse than the start: recall at most "
+            f"  search: cutoff {format_cutoff(tuning.cutoff_min)}..{format_cutoff(tuning.cutoff_max)} x "
+            f"window {tuning.window_min}..{tuning.window_max}, the FA/h target also met "
+            f"{tuning.cutoff_margin:g} below the cutoff; not worse than the start: recall at most "
             f"{tuning.recall_tolerance:g} lower, FA/h at most {tuning.fah_tolerance:g} higher",
             f"output      {self.output_dir}/: {TUNED_NAME}, {sidecar_path(TUNED_NAME).name}, "
             f"calibration.json, {ITERATIONS_CSV}, {REPORT_NAME}",
@@ -670,7 +671,7 @@ def _iteration_line(row: Mapping[str, Any]) -> str:
     return (
         f"iteration {row['iteration']:>3}  FA/h {row['fah']:8.3f} ({row['fah_within_margin']:.3f} within "
         f"margin)  recall {row['recall']:.3f}  cutoff "
-        f"{row['probability_cutoff']:.2f}  window {row['sliding_window_size']:>2}"
+        f"{format_cutoff(row['probability_cutoff'])}  window {row['sliding_window_size']:>2}"
         f"{'  *best*' if row['new_best'] else '        '}  {row['action']}"
     )
 
@@ -699,7 +700,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"{'':<34}{'validation (tuned on)':<30}{'test (held out)':<30}",
     ]
     for name, entry in (("start as calibrated", start["as_calibrated"]), ("start", start), ("tuned", tuned)):
-        label = f"{name} (c {entry['probability_cutoff']:.2f}, w {entry['sliding_window_size']})"
+        label = f"{name} (c {format_cutoff(entry['probability_cutoff'])}, w {entry['sliding_window_size']})"
         lines.append(f"{label:<34}{_figures(entry.get('validation'))}{_figures(entry.get('test'))}")
     meets = report["meets_targets"]
     verdict = ", ".join(f"{'met' if ok else 'missed'} on {split}" for split, ok in meets.items())

@@ -387,7 +387,7 @@ class AutoTuningConfig:
     hard_negative_weight_step: float = setting(1.5, gt=1)  # factor on the (mined) hard-negative weight
     max_hard_negative_weight: float = setting(200.0, gt=0)
     cutoff_min: float = setting(0.05, gt=0, lt=1)
-    cutoff_max: float = setting(0.99, gt=0, lt=1, ge_field="cutoff_min")
+    cutoff_max: float = setting(0.998, gt=0, lt=1, ge_field="cutoff_min")
     # The FA/h target must also hold this far below the chosen cutoff: headroom for unheard audio.
     cutoff_margin: float = setting(0.05, min=0, lt=1)
     window_min: int = setting(1, min=1, max=10)

@@ -100,6 +100,12 @@ def probabilities_to_uint8(probs: ArrayLike) -> np.ndarray:
     raise ValueError(f"probabilities must be integers 0..255 or floats in [0, 1]; got dtype {arr.dtype}")
 
 
+def format_cutoff(cutoff: float) -> str:
+    """A cutoff for people: two decimals (0.97), three where the grid has them (0.995)."""
+    value = float(cutoff)
+    return f"{value:.2f}" if abs(value - round(value, 2)) < 5e-7 else f"{value:.3f}"
+
+
 def cutoff_to_uint8(cutoff: float) -> int:
     """The device's integer cutoff, ``int(cutoff * 255)`` (truncation, as ESPHome's code generator does)."""
     value = float(cutoff)

@@ -42,7 +42,14 @@ from mww.atomic import atomic_write_bytes, atomic_write_json
 from mww.checkpoints import CALIBRATION_FILE
 from mww.config_schema import ModelConfig, MwwConfig
 from mww.constants import OUTPUT_SCALE
-from mww.detection import cutoff_to_uint8, detect, detected_in, first_detection_sweep, probabilities_to_uint8
+from mww.detection import (
+    cutoff_to_uint8,
+    detect,
+    detected_in,
+    first_detection_sweep,
+    format_cutoff,
+    probabilities_to_uint8,
+)
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     DEFAULT_CUTOFFS,
@@ -779,7 +786,7 @@ def format_report(result: Evaluation) -> list[str]:
         f"FA/h over {counts['fah_hours'] * 60:.1f} min of audio ({counts['ambient_hours'] * 60:.1f} min "
         f"ambient + {counts['negative_hours'] * 60:.1f} min negatives)",
         "",
-        f"at cutoff {at['probability_cutoff']:.2f} (uint8 {at['probability_cutoff_u8']}), window "
+        f"at cutoff {format_cutoff(at['probability_cutoff'])} (uint8 {at['probability_cutoff_u8']}), window "
         f"{at['sliding_window_size']}  (from {at['settings_from']})",
         f"  {'recall':<34}{_pct(at['recall'])}",
         f"  {'false rejection rate':<34}{_pct(at['false_rejection_rate'])}",
@@ -798,12 +805,13 @@ def format_report(result: Evaluation) -> list[str]:
     verdict = "meets" if rec["meets_target"] else "MISSES"
     lines += [
         "",
-        f"recommended: cutoff {rec['probability_cutoff']:.2f}, window {rec['sliding_window_size']}: recall "
-        f"{_pct(rec['recall'])}, {_fah(rec['fah'])} FA/h ({verdict} the target of {rec['target_fah']} FA/h)",
+        f"recommended: cutoff {format_cutoff(rec['probability_cutoff'])}, window "
+        f"{rec['sliding_window_size']}: recall {_pct(rec['recall'])}, {_fah(rec['fah'])} FA/h ({verdict} "
+        f"the target of {rec['target_fah']} FA/h)",
     ]
     if eer.get("available"):
         lines.append(
-            f"equal error (window {eer['window']}): cutoff {eer['cutoff']:.2f}, FRR "
+            f"equal error (window {eer['window']}): cutoff {format_cutoff(eer['cutoff'])}, FRR "
             f"{_pct(eer['false_rejection_rate'])} = negative clips detected "
             f"{_pct(eer['false_acceptance_rate'])}, {_fah(eer['fah'])} FA/h"
         )
@@ -822,7 +830,7 @@ def format_report(result: Evaluation) -> list[str]:
     row = []
     for i, cutoff in enumerate(result.sweep["cutoffs"]):
         if 0.0 < cutoff < 1.0 and (round(cutoff * 100) % 10 == 0 or cutoff >= 0.9):
-            row.append(f"{cutoff:.2f}: {sweep['recall'][i]:.2f}, {_fah(sweep['fah'][i])}")
+            row.append(f"{format_cutoff(cutoff)}: {sweep['recall'][i]:.2f}, {_fah(sweep['fah'][i])}")
     lines += ["  " + "   ".join(row[i : i + 4]) for i in range(0, len(row), 4)]
     lines += ["", "per speaker (lowest recall first)"]
     lines += [

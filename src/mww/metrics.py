@@ -43,13 +43,15 @@ from mww.detection import (
     rearm_invocations,
 )
 
-# The cutoff grid of sweeps: 0.00, 0.01, ..., 1.00.
-DEFAULT_CUTOFFS = np.round(np.linspace(0.0, 1.0, 101), 2)
+# Above 0.99 (uint8 252) the device still tells two cutoffs apart, 253 and 254: stricter settings for a
+# model whose wake-word outputs sit at 255 (int(0.995 * 255) = 253, int(0.998 * 255) = 254).
+TOP_CUTOFFS = (0.995, 0.998)
+# The cutoff grid of sweeps: 0.00, 0.01, ..., 0.99, then the top cutoffs, then 1.00.
+DEFAULT_CUTOFFS = np.concatenate([np.round(np.arange(100) / 100.0, 2), TOP_CUTOFFS, [1.0]])
 DEFAULT_CUTOFFS.setflags(write=False)
 # Cutoffs 0.00 and 1.00 are degenerate on the device: at 0 the detector never re-arms after start-up
 # (no output is below it) and at 1 nothing can exceed it. Calibration chooses between them.
-CALIBRATION_CUTOFFS = np.round(np.arange(1, 100) / 100.0, 2)
-CALIBRATION_CUTOFFS.setflags(write=False)
+CALIBRATION_CUTOFFS = DEFAULT_CUTOFFS[1:-1]
 # The sliding windows calibration considers (ESPHome accepts any; official models use 5 to 10).
 OPERATING_POINT_WINDOWS = tuple(range(1, 11))
 # average_viable_recall integrates recall over FA/h from 0 to this many false activations per hour.

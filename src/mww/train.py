@@ -36,7 +36,7 @@ from mww.checkpoints import (
 )
 from mww.config_schema import MwwConfig, TrainingConfig
 from mww.constants import MEL_BINS
-from mww.detection import detected_in, probabilities_to_uint8
+from mww.detection import detected_in, format_cutoff, probabilities_to_uint8
 from mww.metrics import (
     CALIBRATION_CUTOFFS,
     OPERATING_POINT_WINDOWS,
@@ -253,7 +253,7 @@ def validation_table(metrics: dict[str, Any], step: int, tty: bool) -> list[str]
                 row = f"\033[1m{row}\033[0m"
         lines.append(row)
     lines.append(
-        f"  operating point: cutoff {metrics['operating_point_cutoff']:.2f}, window "
+        f"  operating point: cutoff {format_cutoff(metrics['operating_point_cutoff'])}, window "
         f"{metrics['operating_point_window']}, recall {metrics['operating_point_recall']:.4f}, "
         f"FA/h {metrics['operating_point_fah']:.3f}"
         + ("" if metrics["operating_point_meets_target"] else " (misses the target)")

@@ -173,7 +173,7 @@ def check_search_ranges(tuning: AutoTuningConfig) -> None:
         raise AutoTuneError(
             f"auto_tuning.cutoff_min {tuning.cutoff_min} and cutoff_max {tuning.cutoff_max} hold no cutoff "
             "the evaluation measures (it steps by 0.01). Widen the range to span at least one step of 0.01, "
-            "for example cutoff_min 0.05 and cutoff_max 0.99."
+            "for example cutoff_min 0.05 and cutoff_max 0.998."
         )
 
 
