@@ -49,6 +49,8 @@ TOP_CUTOFFS = (0.995, 0.998)
 # The cutoff grid of sweeps: 0.00, 0.01, ..., 0.99, then the top cutoffs, then 1.00.
 DEFAULT_CUTOFFS = np.concatenate([np.round(np.arange(100) / 100.0, 2), TOP_CUTOFFS, [1.0]])
 DEFAULT_CUTOFFS.setflags(write=False)
+# The same grid in words, for messages.
+CUTOFF_GRID_TEXT = f"0.00, 0.01, ..., 0.99, {', '.join(f'{c:g}' for c in TOP_CUTOFFS)}, 1.00"
 # Cutoffs 0.00 and 1.00 are degenerate on the device: at 0 the detector never re-arms after start-up
 # (no output is below it) and at 1 nothing can exceed it. Calibration chooses between them.
 CALIBRATION_CUTOFFS = DEFAULT_CUTOFFS[1:-1]

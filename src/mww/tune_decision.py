@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mww.config_schema import AutoTuningConfig, MwwConfig
+from mww.metrics import CUTOFF_GRID_TEXT, DEFAULT_CUTOFFS
 
 ACTIONS = ("stop", "raise_hard_negative", "raise_positive", "mine", "train")
 
@@ -166,13 +167,11 @@ def pareto_front(points: Iterable[Point]) -> tuple[Point, ...]:
 
 
 def check_search_ranges(tuning: AutoTuningConfig) -> None:
-    """AutoTuneError when the cutoff range holds no cutoff of the evaluation's 0.01 grid."""
-    from mww.metrics import DEFAULT_CUTOFFS
-
+    """AutoTuneError when the cutoff range holds no cutoff of the evaluation's grid."""
     if not any(tuning.cutoff_min - 1e-9 <= c <= tuning.cutoff_max + 1e-9 for c in DEFAULT_CUTOFFS.tolist()):
         raise AutoTuneError(
             f"auto_tuning.cutoff_min {tuning.cutoff_min} and cutoff_max {tuning.cutoff_max} hold no cutoff "
-            "the evaluation measures (it steps by 0.01). Widen the range to span at least one step of 0.01, "
+            f"the evaluation measures ({CUTOFF_GRID_TEXT}). Widen the range to hold at least one of them, "
             "for example cutoff_min 0.05 and cutoff_max 0.998."
         )
 
@@ -201,9 +200,9 @@ def operating_points(sweep: Mapping[str, Any], tuning: AutoTuningConfig, iterati
         raise AutoTuneError(
             "The cutoff and window search ranges of auto_tuning (cutoff "
             f"{tuning.cutoff_min}..{tuning.cutoff_max}, window {tuning.window_min}..{tuning.window_max}) "
-            "contain no setting the evaluation measures (cutoffs in steps of 0.01, windows "
-            f"{', '.join(sweep['windows'])}). Widen auto_tuning.cutoff_min / cutoff_max to span at least "
-            "one step of 0.01."
+            f"contain no setting the evaluation measures (cutoffs {CUTOFF_GRID_TEXT}, windows "
+            f"{', '.join(sweep['windows'])}). Widen auto_tuning.cutoff_min / cutoff_max to hold at least "
+            "one of those cutoffs."
         )
     return points
 
