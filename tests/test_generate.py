@@ -183,6 +183,30 @@ def test_confusable_phrases_for_hey_computer():
     assert confusable_phrases("hey computer", 3) == phrases[:3]
 
 
+def test_confusables_that_sound_like_the_wake_word_are_not_negatives():
+    candidates = confusable_phrases("hey computer", 2 * generate.HARD_NEGATIVE_PHRASES)
+    assert {"hey compuder", "hey conputer"} <= set(candidates)  # the spelling rules make them...
+    phrases = generate._audibly_distinct(candidates, "hey computer")  # ...the phonemes drop them
+    # In American speech "compuder" has the flap of "computer", and "conputer" its m: the same sound.
+    assert not {"hey compuder", "hey conputer"} & set(phrases)
+    assert {"hey combuter", "hey commuter", "hi computer", "hey compute"} <= set(phrases)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("h'eI k@mpj'u:t#3", "h'eI k@mpj'u:d3", True),  # the American flap
+        ("h'eI k@mpj'u:t#3", "h'eI k@npj'u:t#3", True),  # a nasal takes the place of the next stop
+        ("'InpUt", "'ImpUt", True),
+        ("h'eI k@mpj'u:t#3", "h'eI k@mbj'u:t#3", False),  # p / b stay apart
+        ("h'eI k@mpj'u:t#3", "h'eI k@mj'u:t#3", False),
+        ("n'aIt", "m'aIt", False),  # a nasal before a vowel keeps its place
+    ],
+)
+def test_phonetic_key_merges_only_sounds_speech_does_not_keep_apart(a, b, same):
+    assert (generate._phonetic_key(a) == generate._phonetic_key(b)) is same
+
+
 @pytest.mark.parametrize("phrase", ["alexa", "ok nabu", "hey jarvis", "turn on the light"])
 def test_confusable_phrases_work_for_any_phrase(phrase):
     phrases = confusable_phrases(phrase, 20)

@@ -55,7 +55,7 @@ OVERRIDE_KEYS = {
 
 # Bump whenever the same wake word, size and seed would give different files (a changed voice list,
 # level, mix or text): `mww-generate --reuse` then regenerates a dataset an older version made.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 GENERATOR = "mww-generate"
 HELD_OUT_FRACTION = 0.2
 RATE_WPM = (130, 220)
@@ -730,12 +730,28 @@ def _wake_variants(wake_word: str) -> list[str]:
     return variants
 
 
+# Sounds that running English speech does not keep apart, as (espeak phoneme pattern, stand-in):
+# the American flap ("latter" sounds like "ladder"), and a nasal before a stop, which takes the stop's
+# place ("conputer" is said "computer"). A confusable that differs from the wake word only by these
+# is the wake word to a listener: as a negative it would teach the model to reject the wake word.
+SOUND_MERGERS = (
+    (r"t#", "d"),
+    (r"[mnN](?=[pb])", "m"),
+    (r"[mnN](?=[td])", "n"),
+    (r"[mnN](?=[kg])", "N"),
+)
+
+
 def _phonetic_key(phonemes: str) -> str:
-    return re.sub(r"[\s',_-]+", "", phonemes)
+    key = re.sub(r"[\s',_-]+", "", phonemes)
+    for pattern, stand_in in SOUND_MERGERS:
+        key = re.sub(pattern, stand_in, key)
+    return key
 
 
 def _audibly_distinct(phrases: Sequence[str], wake_word: str) -> list[str]:
-    """Drop phrases whose espeak phonemes contain the wake word's (homophones), and sound-alike twins."""
+    """Drop phrases whose espeak phonemes contain the wake word's (homophones, also up to the sounds of
+    SOUND_MERGERS), and sound-alike twins."""
     keys = [_phonetic_key(p) for p in tts.phonemize([wake_word, *phrases])]
     wake_key, seen, out = keys[0], set(), []
     for phrase, key in zip(phrases, keys[1:], strict=True):
