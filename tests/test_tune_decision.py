@@ -6,12 +6,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from conftest import covers
 from mww.config_schema import AutoTuningConfig
-from mww.metrics import OPERATING_POINT_WINDOWS
+from mww.metrics import DEFAULT_CUTOFFS, OPERATING_POINT_WINDOWS
 from mww.tune_decision import (
     ACTIONS,
     AutoTuneError,
@@ -45,8 +44,8 @@ def run_decide(st, point, tun=None, target=TARGET, max_iterations=100, patience=
 
 
 def sweep_of(table: dict[int, list[tuple[float, float, float]]]) -> dict:
-    """A sweep like measure(...)["sweep"]: {window: [(cutoff, recall, fah), ...]} on the 0.01 grid."""
-    cutoffs = [round(c, 2) for c in np.linspace(0, 1, 101)]
+    """A sweep like measure(...)["sweep"]: {window: [(cutoff, recall, fah), ...]} on the evaluation's grid."""
+    cutoffs = DEFAULT_CUTOFFS.tolist()
     windows = {}
     for window in OPERATING_POINT_WINDOWS:
         recall, fah = [0.0] * len(cutoffs), [100.0] * len(cutoffs)
