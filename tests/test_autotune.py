@@ -19,6 +19,7 @@ from mww.autotune import CSV_COLUMNS, ITERATIONS_CSV, REPORT_NAME, TUNED_NAME, A
 from mww.cli.autotune import main
 from mww.config import config_from_dict, deep_merge, dump_config, load_full_config
 from mww.config_schema import AutoTuningConfig
+from mww.detection import format_cutoff
 from mww.tune_decision import (
     TuneState,
     TuneTarget,
@@ -325,8 +326,9 @@ def _before_after(report: dict) -> str:
     for name, entry in (("start", start), ("tuned", tuned)):
         val, test = entry["validation"], entry["test"]
         lines.append(
-            f"  {name}  cutoff {entry['probability_cutoff']:.2f} window {entry['sliding_window_size']:>2}: "
-            f"validation (tuned on) FA/h {val['fah']:7.2f} recall {val['recall']:.3f} | TEST (held out) FA/h "
+            f"  {name}  cutoff {format_cutoff(entry['probability_cutoff'])} "
+            f"window {entry['sliding_window_size']:>2}: validation (tuned on) FA/h {val['fah']:7.2f} "
+            f"recall {val['recall']:.3f} | TEST (held out) FA/h "
             f"{test['fah']:7.2f} recall {test['recall']:.3f}"
         )
     steps, stopped = report["fine_tuning_steps"], report["stopped"]
