@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mww.audio import write_wav
-from mww.constants import SAMPLE_RATE_HZ
-from mww.features import audio_to_uint16_features
-from mww.featurize import featurize_files, open_feature_store
+from mww.data.featurize import featurize_files, open_feature_store
+from mww.device.audio import write_wav
+from mww.device.constants import SAMPLE_RATE_HZ
+from mww.device.features import audio_to_uint16_features
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 Usage: python benchmarks/bench_scoring.py [--config standard] [--minutes 10]
 Training evaluation, mining and `mww-evaluate --checkpoint` score every streaming invocation of
-the validation/test recordings. `mww.streaming.sequence_scorer` runs each layer once over the whole
-recording; `mww.scoring.window_scorer` runs the full model on every invocation's window (what the
+the validation/test recordings. `mww.model.streaming.sequence_scorer` runs each layer once over the whole
+recording; `mww.model.scoring.window_scorer` runs the full model on every invocation's window (what the
 device's output is defined as). Both run here on the same random features with a fresh model of
 the config; the report gives invocations per second, the ratio and the largest difference.
 """
@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 
-from mww.config import load_full_config
-from mww.constants import FEATURE_MAX_FLOAT, MEL_BINS, WINDOW_STEP_MS
-from mww.model import build_model, training_input_frames
-from mww.scoring import window_scorer
-from mww.streaming import sequence_scorer
-from mww.train import compile_predict
+from mww.config.load import load_full_config
+from mww.device.constants import FEATURE_MAX_FLOAT, MEL_BINS, WINDOW_STEP_MS
+from mww.model.builder import build_model, training_input_frames
+from mww.model.scoring import window_scorer
+from mww.model.streaming import sequence_scorer
+from mww.train.trainer import compile_predict
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ Usage: python benchmarks/bench_train.py [--steps 200] [--batch 128] [--preset st
    (two time and two frequency masks), class weights, the same compiled step;
 3. offline augmentation + featurization of clips (clips/s), for the standard probabilities.
 Prints steps/s, samples/s and the ratio 2/1 (the trainer should keep >= 80 % of the bound).
-Both use mww.train.compile_train_step, with the weights' moving average when the preset sets
+Both use mww.train.trainer.compile_train_step, with the weights' moving average when the preset sets
 training.ema_decay.
 """
 
@@ -22,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mww.audio import write_wav
-from mww.augment import augment_clips, open_augmented_store
-from mww.config import load_preset
-from mww.constants import MEL_BINS, SAMPLE_RATE_HZ
-from mww.feature_store import FeatureStore
-from mww.ingest import Clip
-from mww.model import build_model, training_input_frames
-from mww.sampler import Prefetcher, Source, WindowSampler, step_rng
-from mww.specaugment import spec_augment_numpy
-from mww.train import compile_train_step
-from mww.weight_average import weight_average_for
+from mww.config.load import load_preset
+from mww.data.augment import augment_clips, open_augmented_store
+from mww.data.feature_store import FeatureStore
+from mww.data.ingest import Clip
+from mww.data.sampler import Prefetcher, Source, WindowSampler, step_rng
+from mww.data.specaugment import spec_augment_numpy
+from mww.device.audio import write_wav
+from mww.device.constants import MEL_BINS, SAMPLE_RATE_HZ
+from mww.model.builder import build_model, training_input_frames
+from mww.train.trainer import compile_train_step
+from mww.train.weight_average import weight_average_for
 
 
 def make_step(model, batch, frames, ema_decay):

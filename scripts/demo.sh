@@ -15,7 +15,7 @@ echo "== demo dataset for \"hey computer\" in $dataset (kept when this generator
 "$bin/mww-generate" --output "$dataset" --wake-word "hey computer" --size small --seed 0 --reuse
 
 echo "== preparing data (ingestion, speaker-disjoint splits, device features)"
-"$bin/python" -m mww.prepare "${cfg[@]}"
+"$bin/mww-prepare" "${cfg[@]}"
 
 ckpt=./checkpoints/best_weights.weights.h5
 echo "== training (fast_test preset)"

@@ -10,7 +10,7 @@ echo "== lint (ruff)"
 .venv/bin/ruff format --check src tests scripts benchmarks config
 
 echo "== tests, TensorFlow environment"
-.venv/bin/python -m pytest tests --ignore=tests/torch_env "$@"
+.venv/bin/python -m pytest tests --ignore=tests/cluster "$@"
 
 echo "== tests, PyTorch environment"
-.venv-torch/bin/python -m pytest tests/torch_env -p no:cacheprovider "$@"
+.venv-torch/bin/python -m pytest tests/cluster -p no:cacheprovider "$@"

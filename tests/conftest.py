@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mww.config import MwwConfig, config_from_dict
-from mww.constants import SAMPLE_RATE_HZ
+from mww.config.load import MwwConfig, config_from_dict
+from mww.device.constants import SAMPLE_RATE_HZ
 
 
 def tone(

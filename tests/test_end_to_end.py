@@ -16,18 +16,18 @@ import shutil
 import numpy as np
 import pytest
 
-from mww.audio import load_audio, to_pcm16, write_wav
-from mww.config import config_from_dict, deep_merge, load_full_config
-from mww.constants import SAMPLE_RATE_HZ
-from mww.detection import cutoff_to_uint8, detect
-from mww.evaluate import evaluate_model, first_scored_invocation
-from mww.export import convert_model_saved, tflm_stream
-from mww.generate import generate_dataset
-from mww.metrics import auc_roc
-from mww.prepare import prepare_data
-from mww.runtime import invocation_seconds
-from mww.train import Trainer
-from mww.train_data import NOISE_SNRS_DB, eval_data
+from mww.config.load import config_from_dict, deep_merge, load_full_config
+from mww.data.prepare import prepare_data
+from mww.data.sources import NOISE_SNRS_DB, eval_data
+from mww.device.audio import load_audio, to_pcm16, write_wav
+from mww.device.constants import SAMPLE_RATE_HZ
+from mww.device.detection import cutoff_to_uint8, detect
+from mww.device.runtime import invocation_seconds
+from mww.evaluate.measure import evaluate_model, first_scored_invocation
+from mww.export.convert import convert_model_saved, tflm_stream
+from mww.synth.generate import generate_dataset
+from mww.train.metrics import auc_roc
+from mww.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 

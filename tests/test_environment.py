@@ -11,7 +11,8 @@ def test_torch_is_not_installed_here():
 
 def test_base_modules_do_not_import_tensorflow(tmp_path):
     code = (
-        "import sys, mww.config, mww.ingest, mww.features, mww.featurize, mww.prepare; "
+        "import sys, mww.config.load, mww.data.ingest, mww.device.features, mww.data.featurize, "
+        "mww.data.prepare; "
         "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules; print('ok')"
     )
     out = subprocess.run(

@@ -87,7 +87,7 @@ def test_fenced_command_and_flags_exist(command, args):
     assert command in SCRIPTS, f"README runs {command}, which is not a console script"
     options = options_of(command)
     if options is None:
-        pytest.skip(f"{command} runs in the PyTorch environment (tests/torch_env checks it)")
+        pytest.skip(f"{command} runs in the PyTorch environment (tests/cluster checks it)")
     unknown = [a.split("=")[0] for a in args if a.startswith("-") and a.split("=")[0] not in options]
     assert not unknown, f"README: {command} {' '.join(args)}: unknown flags {unknown}"
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from mww.errors import MwwError
+
 T = TypeVar("T", int, float)
 
 
-class UsageError(Exception):
+class UsageError(MwwError):
     """An argparse or flag error, turned into exit status 2 without a traceback."""
 
 
@@ -44,3 +47,40 @@ def export_command(checkpoint: str | Path, args: argparse.Namespace) -> str:
     given = (("--config", args.config), ("--override", args.override))
     flags = " ".join(f"{flag} {value}" for flag, value in given if value)
     return f"mww-export --checkpoint {checkpoint} {flags}"
+
+
+def fail(prog: str, message: object, code: int = 2) -> int:
+    """Print `prog: error: message` (one paragraph) to stderr and return the exit status `code`."""
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def run_command(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    action: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+    interrupted: Callable[[argparse.Namespace], str] | None = None,
+) -> int:
+    """Every command's main: parse `argv`, run `action(args)` and turn what a user can cause into an
+    exit status without a traceback.
+
+    A usage error (a `Parser`'s UsageError) and any `MwwError` print `prog: error: <paragraph>` and exit
+    with the error's code (2); Ctrl-C prints `prog: <interrupted(args)>` and exits 130. A plain
+    ArgumentParser's own exits (`--help`, its usage errors) pass through as SystemExit. Other exceptions
+    are bugs and keep their traceback.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return fail(prog, f"{exc}. Run '{prog} --help' for the options.")
+    try:
+        return action(args)
+    except UsageError as exc:
+        return fail(prog, f"{exc}. Run '{prog} --help' for the options.")
+    except MwwError as exc:
+        return fail(prog, exc, exc.exit_code)
+    except KeyboardInterrupt:
+        message = interrupted(args) if interrupted is not None else "interrupted"
+        print(f"{prog}: {' '.join(message.split())}", file=sys.stderr)
+        return 130

@@ -14,13 +14,13 @@ import argparse
 import os
 import sys
 
-from mww.cli import export_command
+from mww.cli import export_command, run_command
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mww.config import add_config_arguments
+    from mww.config.load import add_config_arguments
 
     parser = argparse.ArgumentParser(prog="mww-autotune", description=__doc__)
     parser.add_argument(
@@ -57,53 +57,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of mww-autotune."""
-    args = _parser().parse_args(argv)
-    from mww.autotune import AutoTuner
-    from mww.config import ConfigError, config_from_args
-    from mww.feature_store import FeatureStoreError
-    from mww.ingest import IngestError
-    from mww.model import ModelConfigError
-    from mww.train import TrainError
-    from mww.train_data import TrainDataError
-    from mww.tune_decision import AutoTuneError, TuneTarget
+def _tune(args: argparse.Namespace) -> int:
+    from mww.config.load import config_from_args
+    from mww.tune.autotune import AutoTuner
+    from mww.tune.decision import TuneTarget
 
-    try:
-        config = config_from_args(args)
-        tuner = AutoTuner(
-            config,
-            TuneTarget(fah=args.target_fah, recall=args.target_recall),
-            max_iterations=args.max_iterations,
-            patience=args.patience,
-            output_dir=args.output_dir,
-            verbose=args.verbose,
-            progress=args.verbose and sys.stderr.isatty(),
-        )
-        if args.dry_run:
-            for line in tuner.dry_run(args.checkpoint):
-                print(line)
-            return 0
-        result = tuner.tune(args.checkpoint)
-    except (
-        AutoTuneError,
-        ConfigError,
-        FeatureStoreError,
-        IngestError,
-        ModelConfigError,
-        TrainDataError,
-        TrainError,
-    ) as exc:
-        print(f"mww-autotune: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("mww-autotune: interrupted before the first evaluation finished; nothing was written.")
-        return 130
+    config = config_from_args(args)
+    tuner = AutoTuner(
+        config,
+        TuneTarget(fah=args.target_fah, recall=args.target_recall),
+        max_iterations=args.max_iterations,
+        patience=args.patience,
+        output_dir=args.output_dir,
+        verbose=args.verbose,
+        progress=args.verbose and sys.stderr.isatty(),
+    )
+    if args.dry_run:
+        for line in tuner.dry_run(args.checkpoint):
+            print(line)
+        return 0
+    result = tuner.tune(args.checkpoint)
     if result.interrupted:
         print(f"interrupted: the best result so far is in {result.checkpoint}")
         return 130
     print(f"next: {export_command(result.checkpoint, args)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of mww-autotune."""
+    return run_command(
+        "mww-autotune",
+        _parser(),
+        _tune,
+        argv,
+        interrupted=lambda _: "interrupted before the first evaluation finished; nothing was written.",
+    )
 
 
 if __name__ == "__main__":

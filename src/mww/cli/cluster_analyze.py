@@ -20,8 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mww.cli import checked
-from mww.config import ConfigError, add_config_arguments, config_from_args
+from mww.cli import checked, run_command
+from mww.config.load import add_config_arguments, config_from_args
 
 _positive_int = checked(int, "a whole number", lambda v: v >= 1, "must be at least 1, not {value}")
 _similarity = checked(
@@ -80,39 +80,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse flags, run the analysis, print what was written."""
-    args = _parser().parse_args(argv)
-    from mww.cluster import AnalysisOptions, ClusterError, analyze
-    from mww.embeddings import EmbeddingError
+def _analyze(args: argparse.Namespace) -> int:
+    from mww.cluster.analyze import AnalysisOptions, analyze
 
-    try:
-        config = config_from_args(args)
-        options = AnalysisOptions(
-            dataset=args.dataset,
-            n_clusters=args.n_clusters,
-            threshold=args.threshold,
-            method=args.method,
-            output_dir=args.output_dir,
-            max_files=args.max_files,
-            model_source=args.model_source,
-            batch_size=args.batch_size,
-            device=args.device,
-            fail_on_leak=args.fail_on_leak,
-            progress=not args.quiet,
-        )
-        result = analyze(config, options)
-    except (ConfigError, ClusterError, EmbeddingError) as exc:
-        print(f"mww-cluster-analyze: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("mww-cluster-analyze: interrupted; embeddings computed so far are cached.", file=sys.stderr)
-        return 130
+    config = config_from_args(args)
+    options = AnalysisOptions(
+        dataset=args.dataset,
+        n_clusters=args.n_clusters,
+        threshold=args.threshold,
+        method=args.method,
+        output_dir=args.output_dir,
+        max_files=args.max_files,
+        model_source=args.model_source,
+        batch_size=args.batch_size,
+        device=args.device,
+        fail_on_leak=args.fail_on_leak,
+        progress=not args.quiet,
+    )
+    result = analyze(config, options)
     for line in result.lines:
         print(line)
     if result.exit_code:
         print("mww-cluster-analyze: leakage found (--fail-on-leak)", file=sys.stderr)
     return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, analyze the speakers of a dataset folder, print the report."""
+    return run_command(
+        "mww-cluster-analyze",
+        _parser(),
+        _analyze,
+        argv,
+        interrupted=lambda _: "interrupted; embeddings computed so far are cached.",
+    )
 
 
 if __name__ == "__main__":

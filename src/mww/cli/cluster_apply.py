@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mww.cli import run_command
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -35,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _undo(args: argparse.Namespace) -> int:
-    from mww.cluster_apply import undo
+    from mww.cluster.apply import undo
 
     result = undo(args.undo, dry_run=args.dry_run, progress=not args.quiet)
     if result.already_undone:
@@ -58,7 +60,7 @@ def _undo(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from mww.cluster_apply import apply_plan, namelists_in, new_manifest_path, plan_moves
+    from mww.cluster.apply import apply_plan, namelists_in, new_manifest_path, plan_moves
 
     namelists = [args.namelist] if args.namelist is not None else namelists_in(args.namelist_dir)
     plan = plan_moves(namelists, hash_files=not args.dry_run, progress=not args.quiet)
@@ -95,22 +97,20 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    where = "the backup manifest in " + str(args.output_dir) if args.undo is None else str(args.undo)
+    return f"interrupted; every completed move is recorded in {where}."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, apply a namelist (or undo a manifest), print what happened."""
-    args = _parser().parse_args(argv)
-    from mww.cluster_apply import ApplyError
-
-    try:
-        return _undo(args) if args.undo is not None else _apply(args)
-    except ApplyError as exc:
-        print(f"mww-cluster-apply: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        where = "the backup manifest in " + str(args.output_dir) if args.undo is None else str(args.undo)
-        print(
-            f"mww-cluster-apply: interrupted; every completed move is recorded in {where}.", file=sys.stderr
-        )
-        return 130
+    return run_command(
+        "mww-cluster-apply",
+        _parser(),
+        lambda args: _undo(args) if args.undo is not None else _apply(args),
+        argv,
+        interrupted=_interrupted,
+    )
 
 
 if __name__ == "__main__":

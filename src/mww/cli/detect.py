@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mww import constants as C
-from mww.cli import Parser, UsageError, checked
+from mww.cli import Parser, UsageError, checked, run_command
+from mww.device import constants as C
 
 if TYPE_CHECKING:
-    from mww.live import Detection, FileDetections, MicrophoneSession
-    from mww.runtime import WakeWordModel
+    from mww.device.runtime import WakeWordModel
+    from mww.evaluate.listen import Detection, FileDetections, MicrophoneSession
 
 PROG = "mww-detect"
 
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--convert",
         action="store_true",
-        help="resample and mix down audio that is not 16 kHz mono 16-bit (with mww.audio) instead of "
+        help="resample and mix down audio that is not 16 kHz mono 16-bit (with mww.device.audio) instead of "
         "refusing it",
     )
     parser.add_argument(
@@ -82,11 +82,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     return parser
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    return code
 
 
 def _note(message: str) -> None:
@@ -116,8 +111,8 @@ def _split_inputs(args: argparse.Namespace) -> tuple[Path, list[str]]:
 
 
 def _load(args: argparse.Namespace, model_path: Path) -> WakeWordModel:
-    from mww.config_schema import ExportConfig
-    from mww.runtime import load_wake_word_model
+    from mww.config.schema import ExportConfig
+    from mww.device.runtime import load_wake_word_model
 
     cutoff, window = args.cutoff, args.window
     if model_path.suffix.lower() != ".json":
@@ -134,7 +129,7 @@ def _load(args: argparse.Namespace, model_path: Path) -> WakeWordModel:
 
 
 def _model_dict(model: WakeWordModel) -> dict[str, object]:
-    from mww.detection import cutoff_to_uint8
+    from mww.device.detection import cutoff_to_uint8
 
     return {
         "wake_word": model.wake_word,
@@ -150,7 +145,7 @@ def _model_dict(model: WakeWordModel) -> dict[str, object]:
 
 
 def _model_lines(model: WakeWordModel, armed: bool) -> list[str]:
-    from mww.detection import cutoff_to_uint8
+    from mww.device.detection import cutoff_to_uint8
 
     c, w = cutoff_to_uint8(model.probability_cutoff), model.sliding_window_size
     source = f"manifest {model.manifest_path}" if model.manifest_path else "no manifest"
@@ -192,7 +187,7 @@ def _file_lines(result: FileDetections) -> list[str]:
 
 
 def _run_files(args: argparse.Namespace, model: WakeWordModel, audio: list[str]) -> int:
-    from mww.live import detect_files
+    from mww.evaluate.listen import detect_files
 
     results = detect_files(model, audio, convert=args.convert, armed=args.armed)
     total = sum(len(r.detections) for r in results)
@@ -219,7 +214,7 @@ def _run_files(args: argparse.Namespace, model: WakeWordModel, audio: list[str])
 
 
 def _run_mic(args: argparse.Namespace, model: WakeWordModel) -> int:
-    from mww.live import listen
+    from mww.evaluate.listen import listen
 
     def started(name: str) -> None:
         if not args.json:
@@ -252,34 +247,21 @@ def _run_mic(args: argparse.Namespace, model: WakeWordModel) -> int:
     return 0
 
 
+def _detect(args: argparse.Namespace) -> int:
+    model_path, audio = _split_inputs(args)
+    if args.mic and audio:
+        raise UsageError("pass audio files or --mic, not both")
+    if not args.mic and not audio:
+        raise UsageError("give one or more audio files after the model, or --mic to listen live")
+    if not args.mic and (args.device is not None or args.duration is not None):
+        raise UsageError("--device and --duration only apply with --mic")
+    model = _load(args, model_path)
+    return _run_mic(args, model) if args.mic else _run_files(args, model, audio)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of mww-detect; returns the exit status."""
-    try:
-        args = _parser().parse_args(argv)
-    except UsageError as exc:
-        return _fail(f"{exc}. Run '{PROG} --help' for the options.")
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    from mww.live import LiveError
-    from mww.runtime import AudioError, ModelLoadError
-
-    try:
-        model_path, audio = _split_inputs(args)
-        if args.mic and audio:
-            raise UsageError("pass audio files or --mic, not both")
-        if not args.mic and not audio:
-            raise UsageError("give one or more audio files after the model, or --mic to listen live")
-        if not args.mic and (args.device is not None or args.duration is not None):
-            raise UsageError("--device and --duration only apply with --mic")
-    except UsageError as exc:
-        return _fail(f"{exc}. Run '{PROG} --help' for the options.")
-    try:
-        model = _load(args, model_path)
-        return _run_mic(args, model) if args.mic else _run_files(args, model, audio)
-    except (ModelLoadError, AudioError, LiveError) as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+    return run_command(PROG, _parser(), _detect, argv)
 
 
 if __name__ == "__main__":

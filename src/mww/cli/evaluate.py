@@ -12,12 +12,14 @@ import json
 import os
 import sys
 
+from mww.cli import run_command
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mww.config import add_config_arguments
-    from mww.train_data import NOISE_SNRS_DB
+    from mww.config.load import add_config_arguments
+    from mww.data.sources import NOISE_SNRS_DB
 
     parser = argparse.ArgumentParser(prog="mww-evaluate", description=__doc__)
     parser.add_argument("--checkpoint", default=None, help="Keras weights (.weights.h5) written by mww-train")
@@ -49,50 +51,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of mww-evaluate."""
-    args = _parser().parse_args(argv)
-    from mww.config import ConfigError, config_from_args
-    from mww.evaluate import EvaluateError, evaluate_model, format_report
-    from mww.export import ExportError
-    from mww.feature_store import FeatureStoreError
-    from mww.ingest import IngestError
-    from mww.model import ModelConfigError
-    from mww.runtime import ModelLoadError
-    from mww.train_data import NOISE_SNRS_DB, TrainDataError
+def _evaluate(args: argparse.Namespace) -> int:
+    from mww.config.load import config_from_args
+    from mww.data.sources import NOISE_SNRS_DB
+    from mww.evaluate.measure import evaluate_model, format_report
 
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
-    try:
-        config = config_from_args(args)
-        result = evaluate_model(
-            config,
-            checkpoint=args.checkpoint,
-            tflite=args.tflite,
-            manifest=args.manifest,
-            split=args.split,
-            analyze=args.analyze,
-            output_dir=args.output_dir,
-            noise_snrs_db=NOISE_SNRS_DB if args.noise_snr is None else args.noise_snr,
-            progress=not args.json and sys.stderr.isatty(),
-            log=log,
-        )
-    except (
-        ConfigError,
-        EvaluateError,
-        ExportError,
-        FeatureStoreError,
-        IngestError,
-        ModelConfigError,
-        ModelLoadError,
-        TrainDataError,
-    ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    result = evaluate_model(
+        config,
+        checkpoint=args.checkpoint,
+        tflite=args.tflite,
+        manifest=args.manifest,
+        split=args.split,
+        analyze=args.analyze,
+        output_dir=args.output_dir,
+        noise_snrs_db=NOISE_SNRS_DB if args.noise_snr is None else args.noise_snr,
+        progress=not args.json and sys.stderr.isatty(),
+        log=log,
+    )
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
         print("\n".join(format_report(result)))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of mww-evaluate."""
+    return run_command("mww-evaluate", _parser(), _evaluate, argv)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from mww.cli import run_command
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mww.config import add_config_arguments
+    from mww.config.load import add_config_arguments
 
     parser = argparse.ArgumentParser(prog="mww-export", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="the .weights.h5 checkpoint written by mww-train")
@@ -41,28 +42,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export(args: argparse.Namespace) -> int:
+    from mww.config.load import config_from_args
+    from mww.export.convert import convert_model_saved
+
+    config = config_from_args(args)
+    output = args.output if args.output is not None else config.paths.export_dir
+    convert_model_saved(
+        args.checkpoint,
+        output,
+        args.model_name,
+        config,
+        quantize=config.export.quantize and not args.no_quantize,
+        calibration_path=args.calibration,
+        log=print,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of mww-export."""
-    args = _parser().parse_args(argv)
-    from mww.config import ConfigError, config_from_args
-    from mww.export import ExportError, convert_model_saved
-
-    try:
-        config = config_from_args(args)
-        output = args.output if args.output is not None else config.paths.export_dir
-        convert_model_saved(
-            args.checkpoint,
-            output,
-            args.model_name,
-            config,
-            quantize=config.export.quantize and not args.no_quantize,
-            calibration_path=args.calibration,
-            log=print,
-        )
-    except (ConfigError, ExportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("mww-export", _parser(), _export, argv)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,10 @@ unavailable, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from mww.cli import Parser, UsageError
-from mww.generate import SIZES, SUBFOLDERS, GenerationError, generate_dataset
-from mww.tts import TTSUnavailableError
+from mww.cli import Parser, UsageError, run_command
+from mww.synth.generate import SIZES, SUBFOLDERS, generate_dataset
 
 PROG = "mww-generate"
 
@@ -37,42 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse the flags, generate the dataset, print where it is and what to run next."""
-    try:
-        args = _parser().parse_args(argv)
-    except UsageError as exc:
-        return _fail(f"{exc}. Run '{PROG} --help' for the options.")
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+def _generate(args: argparse.Namespace) -> int:
     try:
         seed = int(args.seed)
     except ValueError:
-        return _fail(f"The seed must be a whole number of at least 0, got {args.seed!r}.")
-    output = Path(args.output)
-    try:
-        summary = generate_dataset(
-            output,
-            args.wake_word,
-            args.size,
-            seed,
-            progress=not args.quiet,
-            overwrite=args.force,
-            reuse=args.reuse,
-        )
-    except (GenerationError, TTSUnavailableError) as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        return _fail(
-            f"Interrupted: {output} may hold a partial dataset (no generation.json). "
-            "Run again with --force to replace it.",
-            130,
-        )
+        raise UsageError(f"The seed must be a whole number of at least 0, got {args.seed!r}") from None
+    summary = generate_dataset(
+        Path(args.output),
+        args.wake_word,
+        args.size,
+        seed,
+        progress=not args.quiet,
+        overwrite=args.force,
+        reuse=args.reuse,
+    )
     counts = summary.counts
     if summary.replaced:
         print(f"Replaced the dataset that was in {summary.output_dir}: {summary.replaced}.")
@@ -87,6 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     override = summary.paths["override"]
     print(f"Next step, train with: mww-train --config fast_test --override {override}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, generate the dataset, print where it is and what to run next."""
+    return run_command(
+        PROG,
+        _parser(),
+        _generate,
+        argv,
+        interrupted=lambda args: (
+            f"interrupted: {args.output} may hold a partial dataset (no generation.json). "
+            "Run again with --force to replace it."
+        ),
+    )
 
 
 if __name__ == "__main__":

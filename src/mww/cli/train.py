@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mww.cli import export_command
-from mww.config import ConfigError, add_config_arguments, config_from_args
+from mww.cli import export_command, run_command
+from mww.config.load import add_config_arguments, config_from_args
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,22 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse flags, train, print where the best checkpoint is."""
-    args = _parser().parse_args(argv)
+def _train(args: argparse.Namespace) -> int:
+    from mww.train.trainer import Trainer
 
-    from mww.feature_store import FeatureStoreError
-    from mww.ingest import IngestError
-    from mww.model import ModelConfigError
-    from mww.train import Trainer, TrainError
-    from mww.train_data import TrainDataError
-
-    try:
-        config = config_from_args(args)
-        result = Trainer(config, progress=not args.quiet).train(resume=args.resume)
-    except (ConfigError, IngestError, TrainDataError, TrainError, ModelConfigError, FeatureStoreError) as exc:
-        print(f"mww-train: error: {exc}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    result = Trainer(config, progress=not args.quiet).train(resume=args.resume)
     if result.interrupted:
         return 130
     if result.best_checkpoint is None:
@@ -44,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log: {result.log_path}")
     print(f"next: {export_command(result.best_checkpoint, args)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, train, print where the best checkpoint is."""
+    return run_command("mww-train", _parser(), _train, argv)
 
 
 if __name__ == "__main__":

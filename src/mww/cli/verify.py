@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from mww.cli import checked
-from mww.verify import DEFAULT_INVOKE_STEPS, TensorInfo, VerificationResult, VerifyError, verify_model
+from mww.cli import Parser, checked, run_command
+from mww.export.verify import DEFAULT_INVOKE_STEPS, TensorInfo, VerificationResult, verify_model
 
 PASS_MARK = "✓"
 FAIL_MARK = "✗"
@@ -27,7 +27,7 @@ _steps = checked(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mww-verify", description=__doc__)
+    parser = Parser(prog="mww-verify", description=__doc__)
     parser.add_argument("model", help="the .tflite model to verify")
     parser.add_argument(
         "--manifest", help="the v2 JSON manifest (default: <model>.json next to the model, if present)"
@@ -115,22 +115,18 @@ def format_result(
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit status."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed by argparse
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        result = verify_model(args.model, args.manifest, invoke_steps=args.steps)
-    except VerifyError as exc:
-        print(f"mww-verify: error: {exc}", file=sys.stderr)
-        return 2
+def _verify(args: argparse.Namespace) -> int:
+    result = verify_model(args.model, args.manifest, invoke_steps=args.steps)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(format_result(result, verbose=args.verbose, marks=_marks()))
     return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    return run_command("mww-verify", _parser(), _verify, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,716 @@
+"""Tests for mww.config.load: presets, merging, base chains, env substitution, paths and every error
+message."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mww.config.load import (
+    AUGMENTATION_NAMES,
+    ConfigError,
+    MwwConfig,
+    TrainingConfig,
+    add_config_arguments,
+    available_presets,
+    config_from_args,
+    config_from_dict,
+    deep_merge,
+    dump_config,
+    load_full_config,
+    load_preset,
+    validate_config,
+)
+from mww.device.constants import IMMUTABLE_HARDWARE, INPUT_DTYPE, MEL_BINS, OUTPUT_DTYPE, SAMPLE_RATE_HZ
+
+PRESETS = ["fast_test", "max_quality", "standard"]
+PRESET_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def error_of(config: Any = "standard", override: Any = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_full_config(config, override)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_available_presets():
+    assert available_presets() == PRESETS
+
+
+@pytest.mark.parametrize(
+    ("name", "steps", "batch", "augmentation"),
+    [
+        ("fast_test", [2000, 1000], 32, False),
+        ("standard", [20000, 10000], 128, True),
+        ("max_quality", [50000, 20000], 128, True),
+    ],
+)
+def test_preset_loads_with_spec_values(name, steps, batch, augmentation):
+    cfg = load_preset(name)
+    assert cfg.training.training_steps == steps
+    assert cfg.training.batch_size == batch
+    assert cfg.augmentation.enabled is augmentation
+    assert load_full_config(name) == cfg
+    assert cfg.source_of("training.batch_size").startswith(f"preset '{name}'")
+
+
+def test_standard_yaml_equals_dataclass_defaults():
+    assert load_preset("standard") == validate_config(MwwConfig())
+    raw = yaml.safe_load((PRESET_DIR / "standard.yaml").read_text())
+    defaults = MwwConfig().to_dict()
+    for key in IMMUTABLE_HARDWARE:
+        del defaults["hardware"][key]
+    assert list(raw) == list(defaults)
+    for section, values in defaults.items():
+        assert list(raw[section]) == list(values), section
+
+
+def test_presets_never_write_device_constants():
+    for name in PRESETS:
+        raw = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())
+        assert "base" not in raw
+        assert list(raw["hardware"]) == ["clip_duration_ms"]
+
+
+def test_fast_test_differs_from_standard_where_spec_says_and_in_its_class_weights():
+    fast, standard = load_preset("fast_test").to_dict(), load_preset("standard").to_dict()
+    changed = {
+        f"{section}.{key}"
+        for section, values in fast.items()
+        for key, value in values.items()
+        if value != standard[section][key]
+    }
+    assert changed == {
+        "training.training_steps",
+        "training.batch_size",
+        "training.eval_step_interval",
+        "training.negative_class_weight",
+        "training.hard_negative_class_weight",
+        "augmentation.enabled",
+    }
+    fast_training = load_preset("fast_test").training
+    assert fast_training.eval_step_interval == 250
+    assert fast_training.negative_class_weight == [5.0, 5.0]
+    assert fast_training.hard_negative_class_weight == [10.0, 10.0]
+
+
+def test_max_quality_has_full_augmentation_and_masks():
+    best, standard = load_preset("max_quality"), load_preset("standard")
+    assert best.training.time_mask_max_size == [5, 5]
+    assert best.training.time_mask_count == [2, 2]
+    assert best.training.freq_mask_max_size == [3, 3]
+    assert best.training.freq_mask_count == [2, 2]
+    for name in AUGMENTATION_NAMES:
+        assert best.augmentation.probabilities()[name] >= standard.augmentation.probabilities()[name]
+    assert sum(best.augmentation.probabilities().values()) > sum(
+        standard.augmentation.probabilities().values()
+    )
+    assert best.model == standard.model
+    assert best.export == standard.export
+
+
+def test_helpers_on_sections():
+    cfg = load_preset("standard")
+    assert cfg.model.pointwise_filters_list == [60, 60, 60, 60]
+    assert cfg.model.mixconv_kernel_sizes_list == [[5], [9], [13], [21]]
+    assert cfg.model.repeat_in_block_list == [1, 1, 1, 1]
+    assert cfg.model.residual_connection_list == [False] * 4
+    assert cfg.model.num_blocks == 4
+    assert cfg.training.num_phases == 2
+    assert cfg.training.total_steps == 30000
+    assert cfg.hardware.clip_samples == SAMPLE_RATE_HZ
+    assert cfg.hardware.clip_frames > 0
+    assert cfg.performance.resolved_num_workers() >= 1
+    cfg.performance.num_workers = 3
+    assert cfg.performance.resolved_num_workers() == 3
+    assert cfg.export.inference_input_type == INPUT_DTYPE
+    assert cfg.export.inference_output_type == OUTPUT_DTYPE
+    assert cfg.speaker_clustering.n_clusters is None
+    assert copy.deepcopy(cfg) == cfg
+
+
+def test_multi_kernel_mixconv_blocks(tmp_path):
+    path = write_yaml(
+        tmp_path / "m.yaml",
+        {
+            "model": {
+                "mixconv_kernel_sizes": " [3, 5], [9] ",
+                "pointwise_filters": "8, 16",
+                "repeat_in_block": "1,2",
+                "residual_connection": "1,0",
+            }
+        },
+    )
+    model = load_full_config(path).model
+    assert model.mixconv_kernel_sizes_list == [[3, 5], [9]]
+    assert model.residual_connection_list == [True, False]
+
+
+# --------------------------------------------------------------------------- merging and base chains
+
+
+def test_deep_merge_replaces_lists_and_merges_dicts():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": [1]}
+    merged = deep_merge(base, {"a": {"y": [3]}, "b": [2, 3], "c": 4})
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": [2, 3], "c": 4}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": [1]}
+
+
+def test_override_deep_merges_and_replaces_lists(tmp_path):
+    override = write_yaml(
+        tmp_path / "over.yaml",
+        {"training": {"training_steps": [7, 3], "batch_size": 16}, "export": {"trained_languages": ["de"]}},
+    )
+    cfg = load_full_config("fast_test", override)
+    assert cfg.training.training_steps == [7, 3]
+    assert cfg.training.batch_size == 16
+    assert cfg.training.eval_step_interval == 250  # kept from fast_test
+    assert cfg.training.learning_rates == [0.001, 0.0001]
+    assert cfg.export.trained_languages == ["de"]
+    assert cfg.export.wake_word == "Hey Computer"
+    assert cfg.source_of("training.batch_size") == str(override)
+    assert "fast_test" in cfg.source_of("training.eval_step_interval")
+
+
+def test_single_phase_override(tmp_path):
+    per_phase = [
+        "learning_rates",
+        "positive_class_weight",
+        "negative_class_weight",
+        "hard_negative_class_weight",
+        "time_mask_max_size",
+        "time_mask_count",
+        "freq_mask_max_size",
+        "freq_mask_count",
+    ]
+    training = {"training_steps": [100]} | {key: [1] for key in per_phase}
+    cfg = load_full_config("standard", write_yaml(tmp_path / "one.yaml", {"training": training}))
+    assert cfg.training.num_phases == 1
+    assert cfg.training.learning_rates == [1.0]
+    assert isinstance(cfg.training.learning_rates[0], float)
+
+
+def test_user_yaml_without_base_merges_over_defaults(tmp_path):
+    cfg = load_full_config(write_yaml(tmp_path / "mine.yaml", {"training": {"batch_size": 64}}))
+    expected = validate_config(MwwConfig())
+    expected.training.batch_size = 64
+    assert cfg == expected
+    assert cfg.source_of("model.stride") == "the built-in defaults"
+
+
+def test_empty_yaml_gives_defaults(tmp_path):
+    cfg = load_full_config(write_yaml(tmp_path / "empty.yaml", "# nothing here\n"))
+    assert cfg == validate_config(MwwConfig())
+    assert load_full_config(write_yaml(tmp_path / "null.yaml", "training:\n")) == cfg
+
+
+def test_base_chain_with_preset_and_relative_paths(tmp_path, monkeypatch):
+    write_yaml(tmp_path / "configs" / "team.yaml", {"base": "fast_test", "training": {"batch_size": 8}})
+    child = write_yaml(
+        tmp_path / "configs" / "sub" / "me.yaml",
+        {"base": "../team.yaml", "export": {"wake_word": "Hey Jarvis"}},
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_full_config(child)
+    assert cfg.training.training_steps == [2000, 1000]
+    assert cfg.augmentation.enabled is False
+    assert cfg.training.batch_size == 8
+    assert cfg.export.wake_word == "Hey Jarvis"
+    assert cfg.source_of("training.batch_size") == str(tmp_path / "configs" / "team.yaml")
+    assert cfg.source_of("export.wake_word") == str(child)
+
+
+def test_base_loop_is_an_error(tmp_path):
+    write_yaml(tmp_path / "a.yaml", {"base": "b.yaml"})
+    write_yaml(tmp_path / "b.yaml", {"base": "a.yaml"})
+    message = error_of(tmp_path / "a.yaml")
+    assert "loops back" in message
+    assert "a.yaml -> " in message
+    assert "b.yaml" in message
+
+
+def test_missing_base_file(tmp_path):
+    path = write_yaml(tmp_path / "me.yaml", {"base": "nothere.yaml"})
+    message = error_of(path)
+    assert "nothere.yaml" in message
+    assert "named by 'base:' in" in message
+    assert "me.yaml" in message
+    assert "does not exist" in message
+
+
+def test_base_not_allowed_in_override(tmp_path):
+    override = write_yaml(tmp_path / "over.yaml", {"base": "standard"})
+    message = error_of("standard", override)
+    assert "'base' in" in message
+    assert "over.yaml" in message
+    assert "not allowed" in message
+
+
+def test_config_from_dict():
+    cfg = config_from_dict({"base": "fast_test", "training": {"batch_size": 4}}, source="test dict")
+    assert cfg.training.batch_size == 4
+    assert cfg.training.training_steps == [2000, 1000]
+    assert cfg.source_of("training.batch_size") == "test dict"
+    with pytest.raises(ConfigError, match=r"Unknown key 'model\.strid' in test dict"):
+        config_from_dict({"model": {"strid": 2}}, source="test dict")
+
+
+# --------------------------------------------------------------------------- environment variables
+
+
+def test_env_substitution_set_default_and_embedded(tmp_path, monkeypatch):
+    monkeypatch.setenv("MWW_T_ROOT", "/data/words")
+    monkeypatch.delenv("MWW_T_UNSET", raising=False)
+    path = write_yaml(
+        tmp_path / "env.yaml",
+        {
+            "paths": {"positive_dir": "${MWW_T_ROOT}/positive", "negative_dir": "${MWW_T_UNSET:-/n}/neg"},
+            "export": {"author": "by ${MWW_T_UNSET:-nobody} and ${MWW_T_UNSET:-}!"},
+        },
+    )
+    cfg = load_full_config(path)
+    assert cfg.paths.positive_dir == Path("/data/words/positive")
+    assert cfg.paths.negative_dir == Path("/n/neg")
+    assert cfg.export.author == "by nobody and !"
+
+
+def test_env_value_is_reparsed_as_yaml(tmp_path, monkeypatch):
+    monkeypatch.setenv("MWW_T_LR", "0.5")
+    monkeypatch.delenv("MWW_T_BS", raising=False)
+    monkeypatch.delenv("MWW_T_N", raising=False)
+    path = write_yaml(
+        tmp_path / "env.yaml",
+        "training:\n  batch_size: ${MWW_T_BS:-32}\n  learning_rates: ['${MWW_T_LR}', 0.1]\n"
+        "  training_steps: ${MWW_T_STEPS:-[5, 6]}\n"
+        "speaker_clustering:\n  n_clusters: ${MWW_T_N:-}\n  enabled: ${MWW_T_ON:-true}\n"
+        "export:\n  wake_word: ${MWW_T_WW:-123}\n",
+    )
+    cfg = load_full_config(path)
+    assert cfg.training.batch_size == 32
+    assert isinstance(cfg.training.batch_size, int)
+    assert cfg.training.learning_rates == [0.5, 0.1]
+    assert cfg.training.training_steps == [5, 6]
+    assert cfg.speaker_clustering.n_clusters is None
+    assert cfg.speaker_clustering.enabled is True
+    assert cfg.export.wake_word == "123"
+    assert type(cfg.export.wake_word) is str
+    dump_config(cfg, tmp_path / "out.yaml")
+
+
+def test_env_unset_without_default_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("MWW_T_MISSING", raising=False)
+    path = write_yaml(tmp_path / "env.yaml", {"paths": {"positive_dir": "${MWW_T_MISSING}/pos"}})
+    message = error_of(path)
+    assert "Environment variable MWW_T_MISSING is not set" in message
+    assert "'paths.positive_dir'" in message
+    assert str(path) in message
+    assert "${MWW_T_MISSING:-value}" in message
+
+
+def test_env_malformed_reference(tmp_path):
+    path = write_yaml(tmp_path / "env.yaml", {"export": {"author": "${1BAD}"}})
+    message = error_of(path)
+    assert "'export.author'" in message
+    assert "malformed environment reference" in message
+
+
+def test_env_in_base(tmp_path, monkeypatch):
+    monkeypatch.setenv("MWW_T_PRESET", "max_quality")
+    cfg = load_full_config(write_yaml(tmp_path / "me.yaml", {"base": "${MWW_T_PRESET}"}))
+    assert cfg.training.training_steps == [50000, 20000]
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_relative_paths_resolve_against_cwd(tmp_path, monkeypatch):
+    configs = tmp_path / "configs"
+    path = write_yaml(
+        configs / "p.yaml",
+        {"paths": {"positive_dir": "my/pos"}, "augmentation": {"impulse_paths": ["rirs2", "/abs/rirs"]}},
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg = load_full_config(path)
+    assert cfg.paths.positive_dir == work / "my" / "pos"
+    assert cfg.paths.negative_dir == work / "dataset" / "negative"
+    assert cfg.paths.export_dir == work / "models" / "exported"
+    assert cfg.performance.profile_output_dir == work / "profiles"
+    assert cfg.performance.tensorboard_log_dir == work / "logs"
+    assert cfg.augmentation.impulse_paths == [str(work / "rirs2"), "/abs/rirs"]
+    assert all(isinstance(getattr(cfg.paths, f.name), Path) for f in dataclasses.fields(cfg.paths))
+
+
+# --------------------------------------------------------------------------- round trip and CLI
+
+
+def test_to_dict_dump_load_round_trip(tmp_path):
+    cfg = load_full_config(
+        "max_quality", write_yaml(tmp_path / "o.yaml", {"speaker_clustering": {"n_clusters": 3}})
+    )
+    data = cfg.to_dict()
+    assert isinstance(data["paths"]["positive_dir"], str)
+    assert yaml.safe_load(yaml.safe_dump(data)) == data
+    out = dump_config(cfg, tmp_path / "deep" / "dumped.yaml")
+    assert out == tmp_path / "deep" / "dumped.yaml"
+    assert [p.name for p in out.parent.iterdir()] == ["dumped.yaml"]
+    assert load_full_config(out) == cfg
+    assert load_full_config(out).source_of("training.batch_size") == str(out)
+
+
+def test_cli_arguments(tmp_path):
+    parser = add_config_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([])
+    assert (args.config, args.override) == ("standard", None)
+    assert config_from_args(args) == load_preset("standard")
+    override = write_yaml(tmp_path / "o.yaml", {"training": {"batch_size": 2}})
+    args = parser.parse_args(["--config", "fast_test", "--override", str(override)])
+    cfg = config_from_args(args)
+    assert cfg.training.batch_size == 2
+    assert cfg.training.training_steps == [2000, 1000]
+    help_text = parser.format_help()
+    assert "fast_test" in help_text
+    assert "YAML" in help_text
+    strict = add_config_arguments(argparse.ArgumentParser(), required=True)
+    with pytest.raises(SystemExit):
+        strict.parse_args([])
+
+
+# --------------------------------------------------------------------------- error messages
+
+
+ERROR_CASES = [
+    pytest.param(
+        {"trainng": {"batch_size": 1}},
+        ["Unknown section 'trainng'", "Did you mean 'training'?"],
+        id="section",
+    ),
+    pytest.param(
+        {"batch_size": 4},
+        ["Unknown section 'batch_size'", "Did you mean 'training.batch_size'?"],
+        id="key-at-top",
+    ),
+    pytest.param(
+        {"training": {"batch_sise": 1}},
+        ["Unknown key 'training.batch_sise'", "Did you mean 'training.batch_size'?"],
+        id="key",
+    ),
+    pytest.param(
+        {"model": {"batch_size": 1}},
+        ["Unknown key 'model.batch_size'", "Did you mean 'training.batch_size'?"],
+        id="misplaced",
+    ),
+    pytest.param(
+        {"hardware": {"sample_rate_hz": 22050}},
+        [
+            "'hardware.sample_rate_hz' is set to 22050",
+            f"can only be {SAMPLE_RATE_HZ}",
+            "ESP32 front end in ESPHome computes features",
+            "different features on the device",
+            "Remove 'hardware.sample_rate_hz'",
+        ],
+        id="immutable-rate",
+    ),
+    pytest.param(
+        {"hardware": {"mel_bins": MEL_BINS * 2}},
+        [f"exactly {MEL_BINS} mel bins", "Remove 'hardware.mel_bins'"],
+        id="immutable-mel",
+    ),
+    pytest.param(
+        {"hardware": {"window_step_ms": 20.5}},
+        ["Wrong type for 'hardware.window_step_ms'"],
+        id="immutable-type",
+    ),
+    pytest.param(
+        {"export": {"inference_input_type": "float32"}},
+        ["'export.inference_input_type'", f"feeds the model {INPUT_DTYPE} features", "Remove"],
+        id="input-dtype",
+    ),
+    pytest.param(
+        {"export": {"inference_output_type": "int8"}}, [f'can only be "{OUTPUT_DTYPE}"'], id="output-dtype"
+    ),
+    pytest.param(
+        {"training": {"batch_size": "32"}},
+        ["Wrong type for 'training.batch_size'", 'got "32" (a string)', "a whole number", "without quotes"],
+        id="string-number",
+    ),
+    pytest.param(
+        {"training": {"batch_size": True}},
+        ["Wrong type for 'training.batch_size'", "true/false is not a number"],
+        id="bool-int",
+    ),
+    pytest.param({"training": {"batch_size": None}}, ["got null", "a whole number"], id="null"),
+    pytest.param(
+        "training:\n  learning_rates: [1e-3, 1e-4]\n",
+        ["Wrong type for 'training.learning_rates[0]'", "decimal point"],
+        id="yaml-1e-3",
+    ),
+    pytest.param({"training": {"training_steps": 5}}, ["must be a list of whole numbers"], id="not-list"),
+    pytest.param(
+        {"training": {"training_steps": []}}, ["'training.training_steps'", "at least 1 entry"], id="no-phase"
+    ),
+    pytest.param({"augmentation": {"enabled": "yes please"}}, ["must be true or false"], id="bool"),
+    pytest.param(
+        {"model": {"pointwise_filters": 60}},
+        ["Put the value of 'model.pointwise_filters' in quotes"],
+        id="str",
+    ),
+    pytest.param(
+        {"paths": {"positive_dir": ""}}, ["'paths.positive_dir'", "a non-empty path"], id="empty-path"
+    ),
+    pytest.param({"training": {"target_minimization": float("nan")}}, ["finite number"], id="nan"),
+    pytest.param(
+        {"training": {"maximization_metric": "average_viable_recal"}},
+        ["'training.maximization_metric'", "higher is better", "Did you mean 'average_viable_recall'?"],
+        id="metric-typo",
+    ),
+    pytest.param(
+        {"training": {"minimization_metric": "average_viable_recall"}},
+        ["'training.minimization_metric'", "lower is better", "ambient_false_positives_per_hour"],
+        id="metric-direction",
+    ),
+    pytest.param(
+        {"training": {"batch_size": 0}},
+        ["Out of range: 'training.batch_size'", "is 0", "must be >= 1"],
+        id="range",
+    ),
+    pytest.param({"hardware": {"clip_duration_ms": 100}}, [">= 500 and <= 3000"], id="clip-range"),
+    pytest.param(
+        {"export": {"probability_cutoff": 1}}, ["'export.probability_cutoff'", "> 0 and < 1"], id="cutoff"
+    ),
+    pytest.param(
+        {"training": {"freq_mask_max_size": [MEL_BINS + 1, 0]}},
+        ["'training.freq_mask_max_size[0]'", f"<= {MEL_BINS}"],
+        id="freq-mask",
+    ),
+    pytest.param(
+        {"training": {"learning_rates": [0.1, -1]}}, ["'training.learning_rates[1]'", "> 0"], id="lr"
+    ),
+    pytest.param(
+        {"speaker_clustering": {"n_clusters": 0}},
+        ["'speaker_clustering.n_clusters'", ">= 1"],
+        id="n-clusters",
+    ),
+    pytest.param(
+        {"model": {"architecture": "resnet"}},
+        ["Invalid choice for 'model.architecture'", '"resnet"', "mixednet, dnn, cnn, crnn"],
+        id="choice",
+    ),
+    pytest.param(
+        {"speaker_clustering": {"method": "treshold"}},
+        ["agglomerative, threshold", "Did you mean 'threshold'?"],
+        id="method",
+    ),
+    pytest.param({"export": {"wake_word": "  "}}, ["'export.wake_word'", "non-empty"], id="wake-word"),
+    pytest.param(
+        {"export": {"minimum_esphome_version": "latest"}}, ["a version like '2024.7.0'"], id="version"
+    ),
+    pytest.param(
+        {"training": {"learning_rates": [0.1]}},
+        [
+            "Per-phase list length mismatch",
+            "'training.learning_rates'",
+            "has 1 value(s)",
+            "2 training phase(s)",
+            "exactly 2 value(s)",
+        ],
+        id="per-phase",
+    ),
+    pytest.param(
+        {"model": {"mixconv_kernel_sizes": "[5],[9"}},
+        ["Bad model block string: 'model.mixconv_kernel_sizes'", '"[5],[9"', "[5],[9],[13],[21]"],
+        id="mixconv-syntax",
+    ),
+    pytest.param(
+        {"model": {"mixconv_kernel_sizes": "[5],[],[13],[21]"}},
+        ["Bad model block string"],
+        id="mixconv-empty",
+    ),
+    pytest.param(
+        {"model": {"mixconv_kernel_sizes": "[0],[9],[13],[21]"}},
+        ["every entry must be >= 1"],
+        id="kernel-zero",
+    ),
+    pytest.param(
+        {"model": {"pointwise_filters": "60,x"}}, ["'model.pointwise_filters'", "whole numbers"], id="ints"
+    ),
+    pytest.param({"model": {"residual_connection": "0,2,0,0"}}, ["must be one of 0, 1"], id="residual"),
+    pytest.param(
+        {"model": {"pointwise_filters": "60,60,60"}},
+        ["different numbers of blocks", "'model.pointwise_filters' has 3", "'model.repeat_in_block' has 4"],
+        id="block-count",
+    ),
+    pytest.param(
+        {"augmentation": {"background_min_snr_db": 20}},
+        ["'augmentation.background_max_snr_db'", "must be >= 'augmentation.background_min_snr_db'"],
+        id="snr",
+    ),
+    pytest.param(
+        {"augmentation": {"max_jitter_s": 0.1}}, ["must be >= 'augmentation.min_jitter_s'"], id="jitter"
+    ),
+    pytest.param(
+        {"data": {"max_positive_duration_s": 0.1}}, ["must be > 'data.min_duration_s'"], id="durations"
+    ),
+    pytest.param(
+        {"data": {"validation_fraction": 0.5, "test_fraction": 0.5}}, ["must be < 1.0"], id="fractions"
+    ),
+    pytest.param({"data": {"test_fraction": 0.6}}, ["<= 0.5"], id="fraction-range"),
+    pytest.param(
+        {"data": {"test_speakers": ["bob", "ann"], "validation_speakers": ["ann"]}},
+        ["'ann'", "'data.validation_speakers'", "'data.test_speakers'", "one split only"],
+        id="speakers",
+    ),
+    pytest.param({"training": 5}, ["Section 'training'", "must be a mapping"], id="section-type"),
+    pytest.param("- a\n- b\n", ["top level", "a list"], id="top-list"),
+    pytest.param(
+        "training:\n  batch_size: 3\n   eval_step_interval: 4\n", ["syntax error at line 3"], id="yaml-syntax"
+    ),
+    pytest.param(
+        "model:\n  mixconv_kernel_sizes: [5],[9]\n",
+        ["syntax error at line 2", "quote strings"],
+        id="unquoted-mixconv",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), ERROR_CASES)
+def test_error_messages(tmp_path, content, expected):
+    path = write_yaml(tmp_path / "bad_config.yaml", content)
+    message = error_of(path)
+    assert str(path) in message
+    for text in expected:
+        assert text in message
+
+
+def test_immutable_hardware_may_repeat_device_values(tmp_path):
+    cfg = load_full_config(write_yaml(tmp_path / "hw.yaml", {"hardware": dict(IMMUTABLE_HARDWARE)}))
+    assert cfg.hardware.sample_rate_hz == SAMPLE_RATE_HZ
+
+
+def test_int_accepted_for_float(tmp_path):
+    cfg = load_full_config(write_yaml(tmp_path / "f.yaml", {"augmentation": {"Gain": 1, "RIR": 0}}))
+    assert cfg.augmentation.Gain == 1.0
+    assert isinstance(cfg.augmentation.RIR, float)
+
+
+def test_per_phase_error_names_both_files(tmp_path):
+    override = write_yaml(tmp_path / "three.yaml", {"training": {"training_steps": [1, 2, 3]}})
+    message = error_of("standard", override)
+    assert "'training.learning_rates'" in message
+    assert "standard.yaml" in message
+    assert str(override) in message
+    assert "3 training phase(s)" in message
+
+
+def test_error_names_the_override_file(tmp_path):
+    override = write_yaml(tmp_path / "over.yaml", {"training": {"batch_size": -1}})
+    message = error_of("fast_test", override)
+    assert f"'training.batch_size' in {override} is -1" in message
+
+
+def test_missing_config_file(tmp_path):
+    message = error_of(tmp_path / "nope.yaml")
+    assert str(tmp_path / "nope.yaml") in message
+    assert "does not exist" in message
+    assert "fast_test, max_quality, standard" in message
+    assert "does not exist" in error_of("missing.yml")
+
+
+def test_unknown_preset_name():
+    message = error_of("stndard")
+    assert "Unknown preset 'stndard'" in message
+    assert "Did you mean 'standard'?" in message
+    assert "fast_test, max_quality, standard" in message
+    with pytest.raises(ConfigError, match="Unknown preset 'nope'"):
+        load_preset("nope")
+
+
+def test_config_path_is_a_folder(tmp_path):
+    (tmp_path / "cfgdir").mkdir()
+    assert "is a folder" in error_of(tmp_path / "cfgdir")
+
+
+def test_validate_config_on_object_built_in_code():
+    cfg = MwwConfig(training=TrainingConfig(batch_size=0))
+    with pytest.raises(ConfigError, match="the MwwConfig object built in code"):
+        validate_config(cfg)
+
+
+def test_revalidation_keeps_sources(tmp_path):
+    override = write_yaml(tmp_path / "o.yaml", {"training": {"batch_size": 4}})
+    cfg = load_full_config("standard", override)
+    cfg.training.batch_size = 0
+    with pytest.raises(ConfigError, match=r"o\.yaml"):
+        validate_config(cfg)
+
+
+def test_first_kernel_shorter_than_stride_is_refused(tmp_path):
+    override = tmp_path / "o.yaml"
+    override.write_text("model:\n  first_conv_kernel_size: 2\n  stride: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_full_config("standard", override)
+    message = str(info.value)
+    assert "'model.first_conv_kernel_size' is 2" in message and "o.yaml" in message
+    assert "never sees 1 of every 3 feature frames" in message and "at least 3" in message
+
+
+# --------------------------------------------------------------------------- auto_tuning (mww-autotune)
+
+
+def test_presets_list_the_auto_tuning_section_with_the_defaults():
+    from mww.config.schema import AutoTuningConfig
+
+    defaults = dataclasses.asdict(AutoTuningConfig())
+    for name in PRESETS:
+        raw = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())
+        assert raw["auto_tuning"] == defaults, name
+        assert load_preset(name).auto_tuning == AutoTuningConfig()
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"cutoff_min": 0.9, "cutoff_max": 0.8}, ["'auto_tuning.cutoff_max'", ">= 'auto_tuning.cutoff_min'"]),
+        ({"window_max": 11}, ["'auto_tuning.window_max'", "10"]),
+        ({"window_min": 6, "window_max": 5}, ["'auto_tuning.window_max'", ">= 'auto_tuning.window_min'"]),
+        ({"positive_weight_step": 1.0}, ["'auto_tuning.positive_weight_step'", "> 1"]),
+        ({"hard_negative_weight_step": 0.5}, ["'auto_tuning.hard_negative_weight_step'", "> 1"]),
+        ({"burst_steps": 0}, ["'auto_tuning.burst_steps'", ">= 1"]),
+        ({"burst_learning_rate": 0}, ["'auto_tuning.burst_learning_rate'", "> 0"]),
+        ({"cutoff_max": 1.0}, ["'auto_tuning.cutoff_max'", "< 1"]),
+        ({"recall_tolerance": 2}, ["'auto_tuning.recall_tolerance'", "<= 1"]),
+        ({"mining_fp_threshold": -0.1}, ["'auto_tuning.mining_fp_threshold'", ">= 0"]),
+        ({"burst_step": 10}, ["burst_steps"]),
+    ],
+)
+def test_auto_tuning_values_are_validated(tmp_path, values, expected):
+    path = write_yaml(tmp_path / "tune.yaml", {"auto_tuning": values})
+    message = error_of("standard", path)
+    assert str(path) in message
+    for text in expected:
+        assert text in message, message

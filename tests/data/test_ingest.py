@@ -1,0 +1,155 @@
+import json
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mww.data.ingest import (
+    IngestError,
+    ingest,
+    load_namelist,
+    split_speakers,
+    summary_lines,
+)
+from mww.device.constants import SAMPLE_RATE_HZ
+from tests.conftest import build_dataset, make_config, tone, write
+
+
+def test_bad_files_are_skipped_with_reasons_and_report(tmp_path):
+    build_dataset(tmp_path, speakers=3)
+    pos = tmp_path / "positive" / "spk00"
+    (pos / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    sf.write(str(pos / "empty.wav"), np.zeros(0, np.float32), SAMPLE_RATE_HZ)
+    write(pos / "silent.wav", np.zeros(SAMPLE_RATE_HZ, np.float32))
+    write(pos / "short.wav", tone(0.05, 400))
+    write(pos / "long.wav", tone(6.0, 400))
+    (pos / "notes.txt").write_text("not audio, ignored")
+    result = ingest(make_config(tmp_path))
+    reasons = {s.path.name: s.reason for s in result.skipped}
+    assert reasons == {
+        "corrupt.wav": "unreadable",
+        "empty.wav": "empty",
+        "silent.wav": "silent",
+        "short.wav": "too_short",
+        "long.wav": "too_long",
+    }
+    report = result.report_path.read_text()
+    for name in reasons:
+        assert name in report
+    lines = summary_lines(result)
+    print("\n".join(lines))
+    assert any(line.startswith("skipped 1 positive file(s): silent") for line in lines)
+    assert len(result.of("positive")) == 9
+
+
+def test_resampled_stereo_file_is_accepted(tmp_path):
+    build_dataset(tmp_path, speakers=3)
+    stereo = np.stack([tone(1.0, 500, rate=44100), tone(1.0, 500, rate=44100)], axis=1)
+    path = tmp_path / "positive" / "spk01" / "stereo44k.wav"
+    sf.write(str(path), stereo, 44100, subtype="PCM_16")
+    clip = next(c for c in ingest(make_config(tmp_path)).clips if c.path == path)
+    assert clip.speaker == "spk01" and abs(clip.duration_s - 1.0) < 1e-3
+
+
+def test_splits_are_speaker_disjoint_deterministic_and_persisted(tmp_path):
+    build_dataset(tmp_path, speakers=12)
+    cfg = make_config(tmp_path, validation_fraction=0.2, test_fraction=0.2)
+    first = ingest(cfg)
+    positives = first.of("positive")
+    by_speaker = {}
+    for clip in positives:
+        by_speaker.setdefault(clip.speaker, set()).add(clip.split)
+    assert all(len(splits) == 1 for splits in by_speaker.values())  # speaker-disjoint
+    counts = Counter(next(iter(v)) for v in by_speaker.values())
+    assert counts["validation"] >= 1 and counts["test"] >= 1 and counts["train"] >= 6
+    assert {c.split for c in first.of("ambient")} == {"validation", "test"}
+    assert all(c.split is None for c in first.of("background") + first.of("rir"))
+
+    manifest = json.loads(first.manifest_path.read_text())
+    assert manifest["files"][str(positives[0].path)]["split"] == positives[0].split
+
+    # Same settings, fresh manifest: identical assignment (deterministic).
+    first.manifest_path.unlink()
+    again = ingest(cfg)
+    assert [(c.path, c.split) for c in again.clips] == [(c.path, c.split) for c in first.clips]
+
+    # New speaker added: existing files keep their split.
+    write(tmp_path / "positive" / "zz_new" / "0.wav", tone(1.0, 777))
+    grown = {c.path: c.split for c in ingest(cfg).clips}
+    assert all(grown[c.path] == c.split for c in first.clips)
+
+    # Another seed gives another split.
+    other = ingest(make_config(tmp_path, validation_fraction=0.2, test_fraction=0.2, split_seed=99))
+    assert [c.split for c in other.of("positive")] != [c.split for c in first.of("positive")]
+
+
+def test_the_same_dataset_in_another_folder_splits_the_same_way(tmp_path):
+    """Files with no speaker (ambient recordings, loose negatives) split by their path inside the
+    dataset, not by where the dataset lies: a copy elsewhere trains and validates on the same files."""
+    first_root = tmp_path / "a" / "dataset"
+    build_dataset(first_root, speakers=4)
+    for i in range(30):
+        write(first_root / "negative" / f"loose{i}.wav", tone(1.0, 1200 + 10 * i, seed=2000 + i))
+    for i in range(2, 8):
+        write(first_root / "ambient" / f"amb{i}.wav", tone(5.0, 150.0 + i))
+    copy_root = tmp_path / "elsewhere" / "deeper" / "dataset"
+    shutil.copytree(first_root, copy_root)
+
+    def splits(root):
+        result = ingest(make_config(root, validation_fraction=0.3, test_fraction=0.3))
+        return {
+            (c.kind, c.path.relative_to(root).as_posix()): c.split
+            for c in result.clips
+            if c.speaker is None and c.split is not None
+        }
+
+    first, copy = splits(first_root), splits(copy_root)
+    assert len(first) == 78 and first == copy  # 70 negatives, 8 ambient recordings
+    assert {split for (kind, _), split in first.items() if kind == "ambient"} == {"validation", "test"}
+    assert set(first.values()) == {"train", "validation", "test"}
+
+
+def test_pinned_test_speakers_and_their_negatives_stay_out_of_training(tmp_path):
+    build_dataset(tmp_path, speakers=6)
+    write(tmp_path / "negative" / "spk03" / "said_something.wav", tone(1.0, 1500))
+    write(tmp_path / "hard_negative" / "spk03" / "close.wav", tone(1.0, 1600))
+    result = ingest(make_config(tmp_path, test_speakers=["spk03"]))
+    held = [c for c in result.clips if c.speaker == "spk03"]
+    assert {c.kind for c in held} == {"positive", "negative", "hard_negative"}
+    assert {c.split for c in held} == {"test"}
+
+
+def test_namelist_speakers_override_folders(tmp_path):
+    build_dataset(tmp_path, speakers=3)
+    target = tmp_path / "positive" / "spk00" / "0.wav"
+    namelist = tmp_path / "positive_namelist.json"
+    namelist.write_text(json.dumps({"_meta": {}, "mappings": {"spk00/0.wav": "speaker_0007"}}))
+    mapping = load_namelist(namelist, tmp_path / "positive")
+    result = ingest(make_config(tmp_path), namelist=mapping)
+    assert next(c for c in result.clips if c.path == target).speaker == "speaker_0007"
+
+
+def test_bad_namelist_and_missing_positives_are_clear_errors(tmp_path):
+    bad = tmp_path / "n.json"
+    bad.write_text("{not json")
+    with pytest.raises(IngestError, match=r"namelist .*n\.json could not be used.*mww-cluster-analyze"):
+        load_namelist(bad, tmp_path)
+    with pytest.raises(IngestError, match=r"No audio files were found under the positive folder"):
+        ingest(make_config(tmp_path))
+
+
+def test_parallel_ingest_matches_serial(tmp_path):
+    build_dataset(tmp_path, speakers=4, negatives=80)
+    serial = ingest(make_config(tmp_path))
+    parallel = ingest(make_config(tmp_path), num_workers=2)
+    assert serial.clips == parallel.clips
+
+
+def test_split_speakers_hits_fractions():
+    sizes = {f"s{i}": 10 for i in range(100)}
+    out = split_speakers(sizes, seed=1, validation_fraction=0.1, test_fraction=0.1)
+    counts = Counter(out.values())
+    assert counts == {"train": 80, "validation": 10, "test": 10}
+    assert out == split_speakers(sizes, seed=1, validation_fraction=0.1, test_fraction=0.1)

@@ -1,0 +1,62 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from mww.config.load import config_from_dict, load_preset
+from mww.train.checkpoints import Candidate, config_hash, is_better, sidecar_path, write_checkpoint
+
+TRAINING = load_preset("standard").training  # minimize ambient FA/h to 0.5, maximize average_viable_recall
+
+
+def cand(step, fah, avr):
+    return Candidate(step, {"ambient_false_positives_per_hour": fah, "average_viable_recall": avr})
+
+
+@pytest.mark.parametrize(
+    ("candidate", "best", "expected"),
+    [
+        (cand(2, 3.0, 0.1), None, True),  # anything beats nothing
+        (cand(2, 2.0, 0.1), cand(1, 3.0, 0.9), True),  # above target: lower FA/h wins, recall ignored
+        (cand(2, 3.0, 0.9), cand(1, 2.0, 0.1), False),
+        (cand(2, 0.5, 0.1), cand(1, 0.6, 0.99), True),  # reaching the target beats missing it
+        (cand(2, 0.7, 0.99), cand(1, 0.4, 0.1), False),
+        (cand(2, 0.4, 0.8), cand(1, 0.0, 0.7), True),  # both within target: higher recall wins
+        (cand(2, 0.0, 0.7), cand(1, 0.4, 0.8), False),
+        (cand(2, 0.1, 0.8), cand(1, 0.4, 0.8), True),  # tie on recall: lower FA/h
+        (cand(2, 0.4, 0.8), cand(1, 0.4, 0.8), False),  # exact tie keeps the earlier one
+        (cand(2, 2.0, 0.5), cand(1, 2.0, 0.4), True),  # above target, tie on FA/h: higher recall
+    ],
+)
+def test_selection_rule(candidate, best, expected):
+    assert is_better(candidate, best, TRAINING) is expected
+
+
+def test_exact_ties_go_to_the_higher_auc_then_the_earlier_step():
+    early = Candidate(1, {**cand(1, 0.0, 0.0).metrics, "auc_roc": 0.6})
+    later = Candidate(2, {**cand(2, 0.0, 0.0).metrics, "auc_roc": 0.9})
+    assert is_better(later, early, TRAINING)
+    assert not is_better(early, later, TRAINING)
+    same = Candidate(3, {**cand(3, 0.0, 0.0).metrics, "auc_roc": 0.9})
+    assert not is_better(same, later, TRAINING)
+
+
+def test_checkpoint_and_sidecar_are_written_atomically(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    cfg = config_from_dict({})
+    path = write_checkpoint(
+        model, tmp_path / "best_weights.weights.h5", 7, {"recall": 0.5}, cfg, {"probability_cutoff": 0.9}
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_weights.json", "best_weights.weights.h5"]
+    sidecar = json.loads(sidecar_path(path).read_text())
+    assert sidecar["step"] == 7 and sidecar["metrics"] == {"recall": 0.5}
+    assert sidecar["config_hash"] == config_hash(cfg) and sidecar["probability_cutoff"] == 0.9
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    other.load_weights(path)
+    assert np.allclose(other.get_weights()[0], model.get_weights()[0])
+
+
+def test_config_hash_changes_with_the_config():
+    assert config_hash(config_from_dict({})) == config_hash(config_from_dict({}))
+    assert config_hash(config_from_dict({})) != config_hash(config_from_dict({"training": {"batch_size": 7}}))
