@@ -24,15 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from mww.config.load import config_from_dict, load_preset
-from mww.data.augment import (
-    augment_clips,
-    augmentation_files,
-    build_augmenter,
-    open_augmented_store,
-    place_clip,
-)
+from mww.data.augment import augment_clips, augmentation_files, open_augmented_store
 from mww.data.ingest import Clip
+from mww.data.placement import place_clip
 from mww.data.specaugment import phase_mask_settings, spec_augment_numpy
+from mww.data.transforms import build_augmenter
 from mww.device.audio import load_audio, write_wav
 from mww.device.constants import MEL_BINS, SAMPLE_RATE_HZ
 from mww.device.features import audio_to_uint16_features

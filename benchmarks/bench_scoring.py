@@ -17,7 +17,8 @@ import numpy as np
 
 from mww.config.load import load_full_config
 from mww.device.constants import FEATURE_MAX_FLOAT, MEL_BINS, WINDOW_STEP_MS
-from mww.model.builder import build_model, training_input_frames
+from mww.model.builder import build_model
+from mww.model.plan import training_input_frames
 from mww.model.scoring import window_scorer
 from mww.model.streaming import sequence_scorer
 from mww.train.trainer import compile_predict

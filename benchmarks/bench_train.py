@@ -30,7 +30,8 @@ from mww.data.sampler import Prefetcher, Source, WindowSampler, step_rng
 from mww.data.specaugment import spec_augment_numpy
 from mww.device.audio import write_wav
 from mww.device.constants import MEL_BINS, SAMPLE_RATE_HZ
-from mww.model.builder import build_model, training_input_frames
+from mww.model.builder import build_model
+from mww.model.plan import training_input_frames
 from mww.train.trainer import compile_train_step
 from mww.train.weight_average import weight_average_for
 

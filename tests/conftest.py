@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mww.config.load import MwwConfig, config_from_dict
+from mww.config.load import config_from_dict
+from mww.config.schema import MwwConfig
 from mww.device.constants import SAMPLE_RATE_HZ
 
 

@@ -23,9 +23,10 @@ from mww.device.audio import load_audio, to_pcm16, write_wav
 from mww.device.constants import SAMPLE_RATE_HZ
 from mww.device.detection import cutoff_to_uint8, detect
 from mww.device.runtime import invocation_seconds
-from mww.evaluate.measure import evaluate_model, first_scored_invocation
+from mww.evaluate.outputs import first_scored_invocation
+from mww.evaluate.run import evaluate_model
 from mww.export.convert import convert_model_saved, tflm_stream
-from mww.synth.generate import generate_dataset
+from mww.synth.dataset import generate_dataset
 from mww.train.metrics import auc_roc
 from mww.train.trainer import Trainer
 

@@ -153,3 +153,51 @@ def test_split_speakers_hits_fractions():
     counts = Counter(out.values())
     assert counts == {"train": 80, "validation": 10, "test": 10}
     assert out == split_speakers(sizes, seed=1, validation_fraction=0.1, test_fraction=0.1)
+
+
+def _counts(result) -> dict:
+    return {
+        "clips": Counter((c.kind, c.speaker, c.split) for c in result.clips),
+        "skipped": Counter((s.kind, s.reason) for s in result.skipped),
+    }
+
+
+def test_a_linked_recording_folder_counts_like_a_real_one(tmp_path):
+    # The same speaker folder, once in place and once linked in from elsewhere.
+    real, linked = tmp_path / "real", tmp_path / "linked"
+    build_dataset(real, speakers=4)
+    shutil.copytree(real, linked, symlinks=True)
+    elsewhere = tmp_path / "elsewhere" / "spk03"
+    elsewhere.parent.mkdir()
+    shutil.move(str(linked / "positive" / "spk03"), str(elsewhere))
+    (linked / "positive" / "spk03").symlink_to(elsewhere, target_is_directory=True)
+    with_link, without = ingest(make_config(linked)), ingest(make_config(real))
+    print(f"linked: {len(with_link.of('positive'))} positives, in place: {len(without.of('positive'))}")
+    assert _counts(with_link) == _counts(without)
+    assert {c.speaker for c in with_link.of("positive")} == {"spk00", "spk01", "spk02", "spk03"}
+
+
+def test_link_loops_and_duplicate_links_end_each_real_file_once(tmp_path):
+    build_dataset(tmp_path, speakers=3)
+    spk = tmp_path / "positive" / "spk00"
+    n_before = len(ingest(make_config(tmp_path)).of("positive"))
+    (spk / "loop").symlink_to(spk, target_is_directory=True)  # a folder linked into itself
+    (tmp_path / "positive" / "spk00_again").symlink_to(spk, target_is_directory=True)  # the same files twice
+    result = ingest(make_config(tmp_path))
+    print(f"{n_before} positives before the links, {len(result.of('positive'))} after")
+    assert len(result.of("positive")) == n_before
+
+
+def test_a_link_that_points_nowhere_is_reported_by_name(tmp_path):
+    build_dataset(tmp_path, speakers=3)
+    gone_file = tmp_path / "positive" / "spk01" / "moved.wav"
+    gone_file.symlink_to(tmp_path / "nowhere.wav")
+    gone_dir = tmp_path / "positive" / "my_voice"
+    gone_dir.symlink_to(tmp_path / "unplugged_drive" / "my_voice", target_is_directory=True)
+    result = ingest(make_config(tmp_path))
+    broken = {s.path.name: s for s in result.skipped if s.reason == "broken_link"}
+    print({name: s.detail for name, s in broken.items()})
+    assert set(broken) == {"moved.wav", "my_voice"}
+    assert "nowhere.wav" in broken["moved.wav"].detail and "does not exist" in broken["my_voice"].detail
+    assert "my_voice" in result.report_path.read_text()
+    assert any("broken_link" in line for line in summary_lines(result))

@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mww.config.load import AUGMENTATION_NAMES
-from mww.data.augment import (
-    STREAM_TAIL_S,
-    augmentation_files,
-    chunk_samples,
-    open_augmented_store,
-    variant_key,
-)
+from mww.config.schema import AUGMENTATION_NAMES
+from mww.data.augment import STREAM_TAIL_S, augmentation_files, open_augmented_store, variant_key
 from mww.data.featurize import file_key
+from mww.data.placement import chunk_samples
 from mww.data.prepare import prepare_data
 from mww.data.sources import build_training_data, eval_data, in_noise_settings, positives_in_noise
 from mww.device.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS

@@ -138,6 +138,12 @@ def test_detection_times_agree_with_pymicro_wakeword(spoken_wavs, capsys, name, 
     assert max(differences) <= STEP_S + 1e-9
     for (_, ours_p), (_, theirs_p) in zip(ours, theirs, strict=True):
         assert ours_p > used - 1 / 255 and theirs_p > used  # both fired above (the device's) cutoff
+    # The report's own Home Assistant column reproduces pymicro-wakeword's rising edges.
+    home_assistant = report["files"][0]["home_assistant_s"]
+    with capsys.disabled():
+        print(f"{name}: Home Assistant column {home_assistant}")
+    assert len(home_assistant) == len(edges)
+    assert all(abs(a - b[0]) <= STEP_S + 1e-9 for a, b in zip(home_assistant, edges, strict=True))
 
 
 def test_human_report_lists_each_detection_with_time_and_probability(spoken_wavs, capsys):
@@ -417,3 +423,22 @@ def test_pcm16_of_a_float_file_with_convert_is_rounded_like_the_project(tmp_path
     path = tmp_path / "float.wav"
     sf.write(str(path), samples, 16000, subtype="FLOAT")
     np.testing.assert_array_equal(read_device_pcm16(path, convert=True), to_pcm16(samples))
+
+
+def test_a_cutoff_the_two_runtimes_read_differently_is_flagged(spoken_wavs, capsys):
+    # 0.998: the ESP32 fires on a window of saturated outputs, Home Assistant never fires.
+    args = [official("okay_nabu"), spoken_wavs["okay_nabu"], "--cutoff", "0.998"]
+    report = run_json(capsys, args)
+    code, out, _ = run(capsys, args)
+    with capsys.disabled():
+        print(f"\n{out}")
+    assert code == 0
+    assert "Warning   probability_cutoff 0.998 never fires in Home Assistant's pymicro-wakeword" in out
+    assert report["files"][0]["home_assistant_s"] == []
+    assert report["files"][0]["detections"]  # the ESP32 fires on this model's saturated outputs
+    assert "would detect nothing: the two runtimes disagree on this file" in out
+
+
+def test_where_the_runtimes_agree_no_note_is_printed(spoken_wavs, capsys):
+    code, out, _ = run(capsys, [official("okay_nabu"), spoken_wavs["okay_nabu"]])
+    assert code == 0 and "Warning" not in out and "disagree" not in out

@@ -15,17 +15,12 @@ from mww.data.prepare import prepare_data
 from mww.device.constants import MEL_BINS, OUTPUT_SCALE
 from mww.device.detection import probabilities_to_uint8
 from mww.device.features import uint16_to_float
-from mww.export.convert import (
-    ExportError,
-    convert_model_saved,
-    declared_arena_size,
-    generate_manifest,
-    load_calibration,
-    load_checkpoint,
-    tflm_stream,
-)
+from mww.device.tflm_arena import declared_arena_size
+from mww.export.convert import convert_model_saved, tflm_stream
+from mww.export.errors import ExportError
+from mww.export.manifest import generate_manifest, load_calibration
 from mww.export.verify import verify_model
-from mww.model.builder import training_input_frames
+from mww.model.plan import training_input_frames
 from tests.conftest import build_dataset, make_config, tone
 from tests.model.test_builder import ARCHITECTURES, COMPLEX
 from tests.model.test_streaming import FLOAT_TOLERANCE, fresh_model, stream_vs_keras
@@ -378,7 +373,7 @@ def test_bad_input_exits_2_with_one_paragraph_and_writes_nothing(dataset, tmp_pa
 
 def test_failed_verification_leaves_no_half_written_model(dataset, tmp_path, monkeypatch):
     import mww.export.convert
-    from mww.export.verify import Check
+    from mww.export.check import Check
 
     cfg = export_config(dataset, **SMALL)
     checkpoint = save_checkpoint(fresh_model(cfg), tmp_path / "checkpoints")
@@ -409,42 +404,3 @@ def test_bad_model_name_and_missing_dataset_are_explained(dataset, tmp_path):
     with pytest.raises(ExportError, match="representative dataset"):
         convert_model_saved(checkpoint, tmp_path / "out", "ww", empty)
     assert _left_behind(tmp_path / "out") == []
-
-
-def _weights_by_layer_name(model: keras.Model) -> dict[str, list[np.ndarray]]:
-    return {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
-
-
-def test_checkpoint_loads_into_the_same_layers_whatever_was_built_before(tmp_path):
-    """Training and export can share a process: the models built before (other architectures,
-    dropout, L2) advance Keras' global name counters, so auto-generated layer names differ between
-    the process that saved a checkpoint and the one that loads it. Every weight must still land in
-    the layer of the same (explicit) name, and the loaded model must compute what the saved one did."""
-    cfg = config_from_dict({"model": ARCHITECTURES["first-kernel-equals-stride"]})
-    saved = fresh_model(cfg, seed=4)
-    checkpoint = save_checkpoint(saved, tmp_path / "checkpoints")
-    for name in ("dnn", "cnn", "stride-1"):
-        fresh_model(config_from_dict({"model": ARCHITECTURES[name]}), seed=5)
-    loaded = load_checkpoint(checkpoint, cfg)
-    expected, got = _weights_by_layer_name(saved), _weights_by_layer_name(loaded)
-    assert sorted(got) == sorted(expected)
-    for name, weights in expected.items():
-        assert len(got[name]) == len(weights), name
-        for want, have in zip(weights, got[name], strict=True):
-            np.testing.assert_array_equal(have, want, err_msg=name)
-    frames = int(saved.input_shape[1])
-    windows = np.random.default_rng(6).uniform(0, 20, (4, frames, MEL_BINS)).astype(np.float32)
-    np.testing.assert_allclose(
-        loaded.predict(windows, verbose=0), saved.predict(windows, verbose=0), rtol=0, atol=1e-6
-    )
-
-
-def test_manifest_leaves_out_an_empty_author_and_website():
-    from mww.export.convert import build_manifest
-
-    plain = build_manifest("m.tflite", config_from_dict({}), 30000, 0.9, 5)
-    assert "website" not in plain and "author" not in plain
-    named = config_from_dict({"export": {"author": "Ann", "website": "https://example.org/ww"}})
-    manifest = build_manifest("m.tflite", named, 30000, 0.9, 5)
-    assert (manifest["author"], manifest["website"]) == ("Ann", "https://example.org/ww")
-    assert list(manifest)[:4] == ["type", "wake_word", "author", "website"]

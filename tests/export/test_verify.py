@@ -16,13 +16,13 @@ import pytest
 from mww.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from mww.cli.verify import main
 from mww.device import constants as C
+from mww.export.manifest_checks import validate_manifest
 from mww.export.verify import (
     DEFAULT_INVOKE_STEPS,
     VerifyError,
     analyze_model_architecture,
     declared_arena_size,
     measure_tensor_arena,
-    validate_manifest,
     verify_model,
 )
 
@@ -331,3 +331,22 @@ def test_verbose_output_lists_tensors_and_subgraphs(capsys):
     assert "Tensor arena: measured" in out and "manifest declares 37000 B" in out
     assert "Subgraph 1 (2 ops): ASSIGN_VARIABLE, VAR_HANDLE" in out
     assert "int8 [1, 3, 40]" in out and "Result: OK" in out
+
+
+def test_a_cutoff_the_two_runtimes_read_differently_is_a_warning_not_a_failure(jarvis_copy, capsys):
+    model, manifest = jarvis_copy
+    manifest["micro"]["probability_cutoff"] = 0.998
+    path = atomic_write_json(model.with_suffix(".json"), manifest)
+    result = verify_model(model)
+    assert result.ok and len(result.warnings) == 1
+    assert "never fires in Home Assistant's pymicro-wakeword" in result.warnings[0]
+    assert main([str(model), "--manifest", str(path)]) == 0
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\n{out.splitlines()[-1]}")
+    assert out.splitlines()[-1].startswith("Warning: probability_cutoff 0.998 never fires in Home Assistant")
+    manifest["micro"]["probability_cutoff"] = 0.97
+    atomic_write_json(path, manifest)
+    assert verify_model(model).warnings == []
+    assert main([str(model), "--manifest", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []

@@ -1,4 +1,4 @@
-"""The model builders: shapes, derived lengths, parameter and MAC counts, refusals."""
+"""The Keras model builder: shapes, parameter and MAC counts, refusals of inputs it cannot stream."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from mww.config.load import ConfigError, config_from_dict, load_full_config
+from mww.config.load import config_from_dict, load_full_config
 from mww.device.constants import MAX_RESOURCE_VARIABLES, MEL_BINS
-from mww.model.builder import (
+from mww.model.builder import build_model, count_parameters, describe_model, macs_per_step
+from mww.model.plan import (
     ModelConfigError,
-    build_model,
-    count_parameters,
-    describe_model,
     final_frames,
     head_window_steps,
-    macs_per_step,
     receptive_field_frames,
     streaming_states,
     training_input_frames,
@@ -66,17 +63,6 @@ def test_default_mixednet_lengths_parameters_and_macs():
     assert macs == expected_macs == macs_per_step(m)
     assert len(streaming_states(m, frames)) == 1 + len(widths) + 1
     print(f"\ndefault MixedNet: {describe_model(m, frames, model)}")
-
-
-def test_input_length_follows_clip_duration():
-    short = config_from_dict({"hardware": {"clip_duration_ms": 1000}})
-    long = config_from_dict({"hardware": {"clip_duration_ms": 1500}})
-    a = training_input_frames(short.hardware, short.model)
-    b = training_input_frames(long.hardware, long.model)
-    assert b > a
-    assert b - a == short.model.stride * (
-        head_window_steps(long.hardware, long.model) - head_window_steps(short.hardware, short.model)
-    )
 
 
 ARCHITECTURES = {
@@ -133,23 +119,9 @@ def test_misaligned_or_short_inputs_are_refused():
         build_model(cfg.model, (frames, MEL_BINS + 1))
 
 
-def test_crnn_is_refused_when_the_config_is_validated():
-    with pytest.raises(ConfigError) as info:
-        config_from_dict({"model": {"architecture": "crnn"}})
-    message = str(info.value)
-    assert "model.architecture" in message and "GRU/LSTM" in message
-    assert "mixednet" in message and "cnn" in message
-
-
 def test_too_many_ring_buffers_are_refused():
     cfg = model_config(repeat_in_block="6,6,6,6")
     frames = training_input_frames(cfg.hardware, cfg.model)
     assert len(streaming_states(cfg.model, frames)) > MAX_RESOURCE_VARIABLES
     with pytest.raises(ModelConfigError, match=str(MAX_RESOURCE_VARIABLES)):
         build_model(cfg.model, (frames, MEL_BINS))
-
-
-def test_more_kernels_than_channels_is_refused():
-    cfg = model_config(first_conv_filters=2, mixconv_kernel_sizes="[3,5,7],[9],[13],[21]")
-    with pytest.raises(ModelConfigError, match="kernel sizes"):
-        training_input_frames(cfg.hardware, cfg.model)

@@ -8,9 +8,10 @@ import pytest
 
 from mww.config.load import config_from_dict
 from mww.device.constants import FEATURE_MAX_FLOAT, MEL_BINS
-from mww.model.builder import build_model, receptive_field_frames, training_input_frames
+from mww.model.builder import build_model
+from mww.model.plan import receptive_field_frames, training_input_frames
 from mww.model.scoring import window_ends, window_scorer
-from mww.model.streaming import StreamingModel, fold_batch_norm, sequence_scorer
+from mww.model.streaming import StreamingModel, sequence_scorer
 from tests.model.test_builder import ARCHITECTURES
 
 FLOAT_TOLERANCE = 1e-5
@@ -131,19 +132,3 @@ def test_reset_restores_the_initial_state():
     streaming.reset()
     np.testing.assert_array_equal(streaming.run(features), first)
     assert receptive_field_frames(cfg.model) < features.shape[0]
-
-
-def test_fold_batch_norm_over_concatenated_convolutions():
-    rng = np.random.default_rng(3)
-    kernels = [rng.normal(size=(3, 1, 4, 2)), rng.normal(size=(5, 1, 4, 3))]
-    gamma, beta = rng.uniform(0.5, 2, 5), rng.normal(size=5)
-    mean, var = rng.normal(size=5), rng.uniform(0.5, 2, 5)
-    folded, bias = fold_batch_norm(kernels, [gamma, beta, mean, var], 1e-3)
-    conv_out = rng.normal(size=(7, 5))  # any pre-BN activations of the concatenated channels
-    scale = gamma / np.sqrt(var + 1e-3)
-    expected = (conv_out - mean) * scale + beta
-    np.testing.assert_allclose(conv_out * scale + bias, expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(folded[0], kernels[0] * scale[:2], rtol=1e-6)
-    np.testing.assert_allclose(folded[1], kernels[1] * scale[2:], rtol=1e-6)
-    with pytest.raises(ValueError):
-        fold_batch_norm(kernels[:1], [gamma, beta, mean, var], 1e-3)

@@ -5,7 +5,17 @@ import numpy as np
 import pytest
 
 from mww.config.load import config_from_dict, load_preset
-from mww.train.checkpoints import Candidate, config_hash, is_better, sidecar_path, write_checkpoint
+from mww.device.constants import MEL_BINS
+from mww.train.checkpoints import (
+    Candidate,
+    config_hash,
+    is_better,
+    load_checkpoint,
+    sidecar_path,
+    write_checkpoint,
+)
+from tests.model.test_builder import ARCHITECTURES
+from tests.model.test_streaming import fresh_model
 
 TRAINING = load_preset("standard").training  # minimize ambient FA/h to 0.5, maximize average_viable_recall
 
@@ -60,3 +70,33 @@ def test_checkpoint_and_sidecar_are_written_atomically(tmp_path):
 def test_config_hash_changes_with_the_config():
     assert config_hash(config_from_dict({})) == config_hash(config_from_dict({}))
     assert config_hash(config_from_dict({})) != config_hash(config_from_dict({"training": {"batch_size": 7}}))
+
+
+def _weights_by_layer_name(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
+
+
+def test_checkpoint_loads_into_the_same_layers_whatever_was_built_before(tmp_path):
+    """Training and export can share a process: the models built before (other architectures,
+    dropout, L2) advance Keras' global name counters, so auto-generated layer names differ between
+    the process that saved a checkpoint and the one that loads it. Every weight must still land in
+    the layer of the same (explicit) name, and the loaded model must compute what the saved one did."""
+    cfg = config_from_dict({"model": ARCHITECTURES["first-kernel-equals-stride"]})
+    saved = fresh_model(cfg, seed=4)
+    checkpoint = tmp_path / "checkpoints" / "best_weights.weights.h5"
+    checkpoint.parent.mkdir()
+    saved.save_weights(checkpoint)
+    for name in ("dnn", "cnn", "stride-1"):
+        fresh_model(config_from_dict({"model": ARCHITECTURES[name]}), seed=5)
+    loaded = load_checkpoint(checkpoint, cfg)
+    expected, got = _weights_by_layer_name(saved), _weights_by_layer_name(loaded)
+    assert sorted(got) == sorted(expected)
+    for name, weights in expected.items():
+        assert len(got[name]) == len(weights), name
+        for want, have in zip(weights, got[name], strict=True):
+            np.testing.assert_array_equal(have, want, err_msg=name)
+    frames = int(saved.input_shape[1])
+    windows = np.random.default_rng(6).uniform(0, 20, (4, frames, MEL_BINS)).astype(np.float32)
+    np.testing.assert_allclose(
+        loaded.predict(windows, verbose=0), saved.predict(windows, verbose=0), rtol=0, atol=1e-6
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mww.config.load import ConfigError, config_from_dict
+from mww.config.load import config_from_dict
+from mww.config.validate import ConfigError
 from mww.train.weight_average import WeightAverage, decay_at, weight_average_for
 
 

@@ -18,11 +18,15 @@ from mww.cli.autotune import main
 from mww.config.load import config_from_dict, deep_merge, dump_config, load_full_config
 from mww.config.schema import AutoTuningConfig
 from mww.device.detection import format_cutoff
-from mww.tune.autotune import CSV_COLUMNS, ITERATIONS_CSV, REPORT_NAME, TUNED_NAME, AutoTuner
+from mww.tune import autotune
+from mww.tune.autotune import AutoTuner
 from mww.tune.decision import (
     TuneState,
     TuneTarget,
 )
+from mww.tune.report import CSV_COLUMNS, ITERATIONS_CSV, REPORT_NAME, TUNED_NAME
+from mww.tune.session import burst as run_burst
+from mww.tune.session import mine
 from tests.conftest import AUTO_TUNING_COVERED, covers, dataset_paths, tone, write
 from tests.train.test_trainer import TINY_MODEL
 
@@ -132,7 +136,7 @@ def open_session(cfg, checkpoint, output_dir):
 @covers("burst_steps", "seed")
 def test_burst_runs_burst_steps_steps_with_batches_of_the_seed(wake, tmp_path):
     cfg = tone_config(wake, burst_steps=4, seed=0)
-    tuner, session = open_session(cfg, wake[2], tmp_path)
+    _, session = open_session(cfg, wake[2], tmp_path)
     seen = []
 
     def record(x, y, w):
@@ -146,7 +150,7 @@ def test_burst_runs_burst_steps_steps_with_batches_of_the_seed(wake, tmp_path):
             setattr(cfg.auto_tuning, key, value)
         seen.clear()
         session.step = cfg.training.total_steps
-        tuner._burst(session, TuneState(1.0, 4.0))
+        run_burst(session, TuneState(1.0, 4.0), cfg)
         return list(seen)
 
     first = burst()
@@ -160,27 +164,27 @@ def test_burst_runs_burst_steps_steps_with_batches_of_the_seed(wake, tmp_path):
 @covers("burst_learning_rate")
 def test_burst_learning_rate_is_the_optimizers(wake, tmp_path):
     for rate in (0.002, 0.0003):
-        tuner, session = open_session(
-            tone_config(wake, burst_learning_rate=rate, burst_steps=1), wake[2], tmp_path
-        )
+        cfg = tone_config(wake, burst_learning_rate=rate, burst_steps=1)
+        _, session = open_session(cfg, wake[2], tmp_path)
         assert float(np.asarray(session.optimizer.learning_rate)) == pytest.approx(rate)
-        tuner._burst(session, TuneState(1.0, 4.0, learning_rate_scale=0.25))  # after a drift
+        run_burst(session, TuneState(1.0, 4.0, learning_rate_scale=0.25), cfg)  # after a drift
         assert float(np.asarray(session.optimizer.learning_rate)) == pytest.approx(rate * 0.25)
 
 
 @covers("mining_fp_threshold", "mining_max_samples")
 def test_mining_threshold_and_size(wake, tmp_path):
     cfg = tone_config(wake, mining_fp_threshold=0.0, mining_max_samples=3)
-    tuner, session = open_session(cfg, wake[2], tmp_path)
-    assert tuner._mine(session) == 3 and len(session.mined) == 3
+    _, session = open_session(cfg, wake[2], tmp_path)
+    assert mine(session, cfg, tmp_path) == 3 and len(session.mined) == 3
     assert "mined" in [s.name for s in session.trainer.sampler.sources]
     cfg.auto_tuning.mining_max_samples = 5
-    assert tuner._mine(session) == 2 and len(session.mined) == 5  # fresh windows are added to the known
+    # fresh windows are added to the known
+    assert mine(session, cfg, tmp_path) == 2 and len(session.mined) == 5
     saved = json.loads((tmp_path / "mined_hard_negatives.json").read_text())["windows"]
     assert len(saved) == 5
     cfg.auto_tuning.mining_fp_threshold = 1.0
     session.mined = []
-    assert tuner._mine(session) == 0  # nothing of an under-trained model scores 1.0
+    assert mine(session, cfg, tmp_path) == 0  # nothing of an under-trained model scores 1.0
 
 
 def test_every_auto_tuning_key_is_shown_to_have_an_effect():
@@ -276,13 +280,28 @@ def test_a_run_writes_the_best_report_and_one_line_per_iteration(wake, tmp_path,
 
 def _check_exportable(config, out: Path, tuned: dict) -> None:
     """What mww-export reads: the weights load into the config's model, the calibration is the tuned one."""
-    from mww.export.convert import load_calibration, load_checkpoint
+    from mww.export.manifest import load_calibration
+    from mww.train.checkpoints import load_checkpoint
 
     load_checkpoint(out / TUNED_NAME, config)
     calibration = load_calibration(config, out / TUNED_NAME)
-    assert calibration.source == str(out / "calibration.json")
-    assert calibration.probability_cutoff == tuned["probability_cutoff"]
-    assert calibration.sliding_window_size == tuned["sliding_window_size"]
+    written = json.loads((out / "calibration.json").read_text())
+    assert (written["probability_cutoff"], written["sliding_window_size"]) == (
+        tuned["probability_cutoff"],
+        tuned["sliding_window_size"],
+    )
+    if written["supported"]:
+        assert calibration.source == str(out / "calibration.json") and calibration.warning is None
+        assert calibration.probability_cutoff == tuned["probability_cutoff"]
+        assert calibration.sliding_window_size == tuned["sliding_window_size"]
+    else:  # a few minutes of validation audio cannot vouch for a cutoff: the config's is shipped
+        print(f"tuned calibration not supported: {written['reasons']}")
+        assert calibration.source == "the config" and written["reasons"]
+        assert (calibration.probability_cutoff, calibration.sliding_window_size) == (
+            config.export.probability_cutoff,
+            config.export.sliding_window_size,
+        )
+        assert written["reasons"][0] in calibration.warning
     sidecar = json.loads((out / "tuned_weights.json").read_text())
     assert (
         sidecar["probability_cutoff"] == tuned["probability_cutoff"] and sidecar["architecture"] == "mixednet"
@@ -290,16 +309,16 @@ def _check_exportable(config, out: Path, tuned: dict) -> None:
 
 
 def test_ctrl_c_keeps_the_best_so_far(wake, tmp_path, capsys, monkeypatch):
-    real_burst = AutoTuner._burst
+    real_burst = autotune.burst
     calls = []
 
-    def burst_then_interrupt(self, session, st):
+    def burst_then_interrupt(session, st, config):
         calls.append(session.step)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_burst(self, session, st)
+        return real_burst(session, st, config)
 
-    monkeypatch.setattr(AutoTuner, "_burst", burst_then_interrupt)
+    monkeypatch.setattr(autotune, "burst", burst_then_interrupt)
     out = tmp_path / "tuning"
     cfg = config_file(wake, tmp_path, auto_tuning={"burst_steps": 3})  # too few to meet the targets
     argv = ["--checkpoint", str(wake[2]), "--config", cfg, "--output-dir", str(out), "--target-recall", "1.0"]
@@ -355,10 +374,10 @@ def test_autotune_improves_an_under_trained_checkpoint_on_the_test_split(wake, t
     _assert_better_on_the_test_split(report)
 
 
-def _assert_better_on_the_test_split(report: dict) -> None:
+def _assert_better_on_the_test_split(report: dict, tuned_cutoff_ships: bool = True) -> None:
     """The issue's criterion: from a start that misses the targets, a better held-out (TEST split) FA/h
-    or recall, the other not worse beyond the configured tolerances; nor is the start better at the
-    cutoff and window its training chose."""
+    or recall, the other not worse beyond the configured tolerances; nor, where the tuned cutoff is what
+    mww-export ships, is the start better at the cutoff and window it would ship with."""
     start, tuned, target = report["start"], report["tuned"], report["targets"]
     assert not (
         start["validation"]["fah"] <= target["fah"] and start["validation"]["recall"] >= target["recall"]
@@ -369,6 +388,8 @@ def _assert_better_on_the_test_split(report: dict) -> None:
     assert after["recall"] >= before["recall"] - RECALL_TOLERANCE, (
         "held-out recall got worse beyond the tolerance"
     )
+    if not tuned_cutoff_ships:
+        return
     calibrated = start["as_calibrated"]["test"]
     assert after["fah"] <= calibrated["fah"] + FAH_TOLERANCE, "worse FA/h than the start as calibrated"
     assert after["recall"] >= calibrated["recall"] - RECALL_TOLERANCE, (
@@ -392,7 +413,7 @@ DEMO_COUNTS = {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A small generated dataset and a checkpoint of 200 training steps that misses every target."""
-    from mww.synth.generate import generate_dataset
+    from mww.synth.dataset import generate_dataset
     from mww.train.trainer import Trainer
 
     root = tmp_path_factory.mktemp("autotune_demo")
@@ -469,7 +490,11 @@ def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
     report = json.loads((out / REPORT_NAME).read_text())
     print(printed)
     print("\nautotune on the generated demo, " + _before_after(report))
-    _assert_better_on_the_test_split(report)
+    # The demo's validation split holds minutes of ambient audio, too little to vouch for any cutoff:
+    # the tuned cutoff is reported but mww-export ships the config's (checked below).
+    written = json.loads((out / "calibration.json").read_text())
+    print(f"tuned calibration supported: {written['supported']} {written['reasons']}")
+    _assert_better_on_the_test_split(report, tuned_cutoff_ships=written["supported"])
     start, tuned = report["start"]["validation"], report["tuned"]["validation"]
     assert (
         tuned["fah"] <= start["fah"] + FAH_TOLERANCE and tuned["recall"] >= start["recall"] - RECALL_TOLERANCE
@@ -487,8 +512,13 @@ def test_tuning_the_generated_demo_end_to_end_and_exporting_it(demo, capsys):
     exported = ["--checkpoint", str(out / TUNED_NAME), "--config", "fast_test", "--override", override]
     assert export_main([*exported, "--output", str(models)]) == 0
     micro = json.loads((models / "wake_word.json").read_text())["micro"]
-    assert micro["probability_cutoff"] == report["tuned"]["probability_cutoff"]
-    assert micro["sliding_window_size"] == report["tuned"]["sliding_window_size"]
+    shipped = (
+        report["tuned"] if written["supported"] else {"probability_cutoff": 0.97, "sliding_window_size": 5}
+    )
+    assert micro["probability_cutoff"] == shipped["probability_cutoff"]
+    assert micro["sliding_window_size"] == shipped["sliding_window_size"]
+    if not written["supported"]:
+        assert "was not used" in capsys.readouterr().out
 
 
 @pytest.mark.slow

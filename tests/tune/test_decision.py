@@ -256,9 +256,13 @@ def test_search_ranges_bound_the_chosen_setting():
     assert choose_point(sweep, tuning(cutoff_min=0.3, window_min=1), TARGET) == Point(0.0, 0.9, 0.4, 2)
     assert choose_point(sweep, tuning(cutoff_min=0.5, window_min=1), TARGET) == Point(0.0, 0.8, 0.55, 6)
     assert choose_point(sweep, tuning(cutoff_min=0.6, window_min=1), TARGET) == Point(0.0, 0.7, 0.99, 6)
-    assert choose_point(sweep, tuning(cutoff_max=0.98, cutoff_min=0.6), TARGET) == Point(0.0, 0.6, 0.96, 2)
+    assert choose_point(sweep, tuning(cutoff_max=0.98, cutoff_min=0.6, window_min=1), TARGET) == Point(
+        0.0, 0.6, 0.96, 2
+    )
     assert choose_point(sweep, tuning(cutoff_min=0.3, window_min=3), TARGET) == Point(0.0, 0.8, 0.55, 6)
-    assert choose_point(sweep, tuning(cutoff_min=0.5, window_max=5), TARGET) == Point(0.0, 0.6, 0.96, 2)
+    assert choose_point(sweep, tuning(cutoff_min=0.5, window_min=1, window_max=5), TARGET) == Point(
+        0.0, 0.6, 0.96, 2
+    )
     points = operating_points(sweep, tuning(cutoff_min=0.9, cutoff_max=0.95, window_min=4, window_max=6))
     assert {p.window for p in points} == {4, 5, 6} and {p.cutoff for p in points} == {
         0.9,
@@ -275,10 +279,10 @@ def test_the_default_range_measures_an_under_trained_start_where_it_detects_some
     so the start would be measured at recall 0 and lowering the cutoff could never buy recall."""
     low = [(round(0.05 + 0.01 * i, 2), 0.5, 7.2) for i in range(5)]  # 0.05..0.09: one false activation
     rest = [(round(0.10 + 0.01 * i, 2), 0.4 if i <= 10 else 0.0, 0.0) for i in range(90)]  # 0.10..0.99
-    sweep = sweep_of({1: low + rest})
+    sweep = sweep_of({3: low + rest})
     default = AutoTuningConfig()
-    assert default.cutoff_min <= 0.1
-    assert choose_point(sweep, default, TARGET) == Point(0.0, 0.4, 0.2, 1)  # 0.15..0.20 within the margin
+    assert default.cutoff_min <= 0.1 and default.window_min == 3
+    assert choose_point(sweep, default, TARGET) == Point(0.0, 0.4, 0.2, 3)  # 0.15..0.20 within the margin
     assert choose_point(sweep, tuning(cutoff_min=0.5), TARGET).recall == 0.0
 
 

@@ -1,4 +1,6 @@
-"""Command-line entry points (thin wrappers around the library functions), and what they share."""
+"""The commands (`mww-*`): thin wrappers that parse flags, call one stage and print, all run by
+`run_command`, which turns any `MwwError` into one paragraph and its exit code. It may import every
+stage."""
 
 from __future__ import annotations
 

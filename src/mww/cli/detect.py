@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mww.cli import Parser, UsageError, checked, run_command
 from mww.device import constants as C
+from mww.device.pymicro import rules_disagree
 
 if TYPE_CHECKING:
     from mww.device.runtime import WakeWordModel
@@ -157,11 +159,31 @@ def _model_lines(model: WakeWordModel, armed: bool) -> list[str]:
         f"{c / 255:.3f}: fires when the last {w} outputs sum to more than {c} x {w} = {c * w}), "
         f"sliding_window_size {w}, one invocation per {step_ms} ms; "
         f"refractory period {C.DETECTION_REFRACTORY_SLICES} slices of 10 ms below the cutoff, {start}",
+        *([f"Warning   {reason}"] if (reason := rules_disagree(model.probability_cutoff, w)) else []),
     ]
 
 
 def _detection_line(detection: Detection, label: str = "") -> str:
     return f"  {detection.time_s:9.3f} s  {label}probability {detection.probability:.3f}"
+
+
+def _event_starts(times: Sequence[float], apart_s: float = 1.0) -> list[float]:
+    """Start times of events: a detection within `apart_s` of the previous kept one is the same event
+    (the device's refractory second and the other runtime's rising edges then count alike)."""
+    kept: list[float] = []
+    for t in times:
+        if not kept or t - kept[-1] > apart_s:
+            kept.append(t)
+    return kept
+
+
+def _runtimes_disagree(result: FileDetections, tolerance_s: float = 0.1) -> bool:
+    """Whether Home Assistant's detector gives other events than the ESP32's on this file."""
+    ours = _event_starts([d.time_s for d in result.detections])
+    theirs = _event_starts(result.home_assistant)
+    return len(ours) != len(theirs) or any(
+        abs(a - b) > tolerance_s for a, b in zip(ours, theirs, strict=True)
+    )
 
 
 def _file_lines(result: FileDetections) -> list[str]:
@@ -176,6 +198,12 @@ def _file_lines(result: FileDetections) -> list[str]:
             f"{result.peak_probability:.3f} at {result.peak_time_s:.3f} s)"
         )
     lines = [head, *(_detection_line(d) for d in result.detections)]
+    if _runtimes_disagree(result):
+        times = ", ".join(f"{t:.3f} s" for t in result.home_assistant)
+        lines.append(
+            "  note: Home Assistant (pymicro-wakeword: float mean of q/256, no start-up suppression) would "
+            f"detect {f'at {times}' if times else 'nothing'}: the two runtimes disagree on this file"
+        )
     if result.suppressed_at_start:
         times = ", ".join(f"{t:.3f} s" for t in result.suppressed_at_start)
         lines.append(

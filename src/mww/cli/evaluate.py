@@ -11,8 +11,13 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
-from mww.cli import run_command
+from mww.cli import UsageError, run_command
+
+if TYPE_CHECKING:
+    from mww.config.schema import MwwConfig
+    from mww.evaluate.measure import Evaluation
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,6 +49,32 @@ def _parser() -> argparse.ArgumentParser:
         help="also measure recall with the dataset's background audio mixed into the positives at these "
         f"SNRs in dB (default: {' '.join(f'{snr:g}' for snr in NOISE_SNRS_DB)}; the flag alone: skip)",
     )
+    parser.add_argument(
+        "--positives",
+        default=None,
+        metavar="DIR",
+        help="folder mode: evaluate the --tflite model on these recordings of the wake word (with --ambient) "
+        "instead of a split of the dataset",
+    )
+    parser.add_argument(
+        "--ambient",
+        default=None,
+        metavar="DIR",
+        help="folder mode: recordings of a place without the wake word (a room, a night of TV), for false "
+        "activations per hour",
+    )
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="folder mode: resample and mix down recordings that are not 16 kHz mono 16-bit",
+    )
+    parser.add_argument(
+        "--rule",
+        default="esphome",
+        choices=["esphome", "pymicro"],
+        help="whose detector counts the figures at the model's settings: the ESP32's (esphome, default) or "
+        "Home Assistant's pymicro-wakeword; the other is reported beside it",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument(
         "--output-dir", default=None, help="write calibration.json, det_curve.png, score_histogram.png here"
@@ -53,12 +84,50 @@ def _parser() -> argparse.ArgumentParser:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mww.config.load import config_from_args
-    from mww.data.sources import NOISE_SNRS_DB
-    from mww.evaluate.measure import evaluate_model, format_report
+    from mww.evaluate.report import format_report
 
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
     config = config_from_args(args)
-    result = evaluate_model(
+    if args.positives is not None or args.ambient is not None:
+        result = _evaluate_folders(args, config, log)
+    else:
+        result = _evaluate_split(args, config, log)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print("\n".join(format_report(result)))
+    return 0
+
+
+def _evaluate_folders(args: argparse.Namespace, config: MwwConfig, log: Any) -> Evaluation:
+    from mww.evaluate.folders import evaluate_folders
+
+    if args.positives is None or args.ambient is None:
+        raise UsageError("folder mode needs both --positives DIR and --ambient DIR")
+    if args.checkpoint is not None or args.analyze:
+        raise UsageError(
+            "folder mode evaluates an exported model: pass --tflite, not --checkpoint or --analyze"
+        )
+    return evaluate_folders(
+        config,
+        tflite=args.tflite,
+        manifest=args.manifest,
+        positives=args.positives,
+        ambient=args.ambient,
+        rule=args.rule,
+        convert=args.convert,
+        output_dir=args.output_dir,
+        log=log,
+    )
+
+
+def _evaluate_split(args: argparse.Namespace, config: MwwConfig, log: Any) -> Evaluation:
+    from mww.data.sources import NOISE_SNRS_DB
+    from mww.evaluate.run import evaluate_model
+
+    if args.convert:
+        raise UsageError("--convert applies to folder mode (--positives and --ambient) only")
+    return evaluate_model(
         config,
         checkpoint=args.checkpoint,
         tflite=args.tflite,
@@ -69,12 +138,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         noise_snrs_db=NOISE_SNRS_DB if args.noise_snr is None else args.noise_snr,
         progress=not args.json and sys.stderr.isatty(),
         log=log,
+        rule=args.rule,
     )
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print("\n".join(format_report(result)))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

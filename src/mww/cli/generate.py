@@ -11,7 +11,9 @@ import argparse
 from pathlib import Path
 
 from mww.cli import Parser, UsageError, run_command
-from mww.synth.generate import SIZES, SUBFOLDERS, generate_dataset
+from mww.synth.dataset import generate_dataset
+from mww.synth.layout import SUBFOLDERS
+from mww.synth.request import SIZES
 
 PROG = "mww-generate"
 

@@ -112,6 +112,7 @@ def format_result(
         lines.append(f"Result: FAILED, {len(failed)} of {len(result.checks)} checks failed: {names}")
     else:
         lines.append(f"Result: OK, all {len(result.checks)} checks passed")
+    lines += [f"Warning: {warning}" for warning in result.warnings]
     return "\n".join(lines)
 
 

@@ -1,15 +1,17 @@
-"""Speaker clustering of clips by voice: the analysis behind mww-cluster-analyze, its namelist and report.
+"""Speaker clustering of clips by voice: the analysis behind mww-cluster-analyze.
 
-Runs in the PyTorch environment (.venv-torch); the clustering itself is `mww.cluster.speaker_tree`, the
-leakage audit `mww.cluster.leakage` (their names are re-exported here); torch, loaded only when needed,
-runs the model (`mww.cluster.embeddings`).
+`analyze` finds the clips of a dataset, embeds them (`mww.cluster.embeddings`, cached by file content),
+clusters the embeddings (`mww.cluster.speaker_tree`), audits the training splits for leakage when their
+manifest is there (`mww.cluster.leakage`) and writes the namelist and the report
+(`mww.cluster.report`). Runs in the PyTorch environment (.venv-torch); torch, loaded only when needed,
+runs the model.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,78 +30,23 @@ from mww.cluster.embeddings import (
 )
 from mww.cluster.leakage import (
     ClusterError,
-    ClusterLeak,
     LeakageReport,
-    NearDuplicate,
     SplitInfo,
     leakage_audit,
     leakage_text,
     load_split_manifest,
 )
+from mww.cluster.report import namelist_data, report_text, speaker_names, suggested_count
 from mww.cluster.speaker_tree import (
-    BLOCK_ROWS,
     DENSE_LIMIT,
     KNN_NEIGHBOURS,
     LINKAGES,
-    SILHOUETTE_SAMPLE,
-    SIMILARITY_TOLERANCE,
     Clustering,
-    ClusterTree,
-    build_tree,
-    candidate_counts,
-    canonical_labels,
     cluster_embeddings,
-    connect_components,
-    cut_at_similarity,
-    cut_into,
-    knn_graph,
-    member_similarity,
     silhouette_scores,
-    unit_rows,
 )
-from mww.config.schema import MwwConfig
+from mww.config.schema import MwwConfig, SpeakerClusteringConfig
 from mww.data.ingest import SPLIT_MANIFEST_NAME, discover
-
-__all__ = [  # own names, and those of mww.cluster.speaker_tree and mww.cluster.leakage it re-exports
-    "BLOCK_ROWS",
-    "DATASETS",
-    "DATASET_KINDS",
-    "DENSE_LIMIT",
-    "KNN_NEIGHBOURS",
-    "LINKAGES",
-    "MAX_LISTED",
-    "SILHOUETTE_SAMPLE",
-    "SIMILARITY_TOLERANCE",
-    "AnalysisOptions",
-    "AnalysisResult",
-    "ClusterError",
-    "ClusterLeak",
-    "ClusterTree",
-    "Clustering",
-    "LeakageReport",
-    "NearDuplicate",
-    "SplitInfo",
-    "analyze",
-    "build_tree",
-    "candidate_counts",
-    "canonical_labels",
-    "cluster_embeddings",
-    "connect_components",
-    "cut_at_similarity",
-    "cut_into",
-    "dataset_dirs",
-    "knn_graph",
-    "leakage_audit",
-    "leakage_text",
-    "load_split_manifest",
-    "member_similarity",
-    "namelist_data",
-    "report_text",
-    "select_files",
-    "silhouette_scores",
-    "speaker_names",
-    "unit_rows",
-]
 
 DATASETS = ("positive", "negative", "hard_negative", "all")
 DATASET_KINDS = {
@@ -112,132 +59,9 @@ _PATH_KEYS = {"positive": "positive_dir", "negative": "negative_dir", "hard_nega
 MAX_LISTED = 20  # files listed in a message before "... and N more"
 
 
-# --------------------------------------------------------------------------- outputs
-
-
-def speaker_names(labels: np.ndarray) -> list[str]:
-    """speaker_0001 for label 0 (the largest cluster), speaker_0002 for label 1, ..."""
-    return [f"speaker_{int(label) + 1:04d}" for label in labels]
-
-
-def namelist_data(paths: Sequence[Path], speakers: Sequence[str], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The namelist: {"_meta": {...}, "mappings": {"<absolute file path>": "speaker_0001", ...}}."""
-    mappings = {
-        str(Path(p).resolve()): s
-        for p, s in sorted(zip(paths, speakers, strict=True), key=lambda x: str(x[0]))
-    }
-    return {"_meta": dict(meta), "mappings": mappings}
-
-
 def _listing(items: Sequence[Any], limit: int = MAX_LISTED) -> str:
     shown = ", ".join(str(item) for item in items[:limit])
     return shown + (f" ... and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def report_text(
-    dataset: str,
-    meta: Mapping[str, Any],
-    clustering: Clustering,
-    paths: Sequence[Path],
-    skipped: Sequence[tuple[Path, str]],
-    silhouette: Mapping[int, float],
-    leakage: LeakageReport | None,
-    leakage_note: str | None,
-    examples: int = 3,
-    extremes: int = 5,
-) -> str:
-    """The human report: settings, cluster sizes, singletons, most/least cohesive, suggested n, audit."""
-    labels = clustering.labels
-    per_clip, cohesion = member_similarity(clustering.unit, labels)
-    sizes = np.bincount(labels, minlength=clustering.count)
-    members: dict[int, list[int]] = defaultdict(list)
-    for i, label in enumerate(labels.tolist()):
-        members[label].append(i)
-    name = {label: f"speaker_{label + 1:04d}" for label in range(clustering.count)}
-    cut = (
-        f"exactly {clustering.n_clusters} clusters"
-        if clustering.n_clusters is not None
-        else f"similarity threshold {clustering.threshold} "
-        "(clips join when their similarity is >= it under this linkage)"
-    )
-    lines = [
-        f"# speaker clustering report: {dataset}",
-        f"date: {meta['date']}",
-        f"model: {meta['model']} (fingerprint {meta.get('model_fingerprint')})",
-        f"method: {meta['method']}: {clustering.tree.describe()}",
-        f"cut: {cut}",
-        f"clips clustered: {len(paths)}; skipped (unreadable or unusable): {len(skipped)}",
-        f"clusters: {clustering.count}; singletons: {int(np.sum(sizes == 1))}",
-        "",
-        "## cluster sizes",
-    ]
-    buckets = Counter(
-        "1" if s == 1 else "2-4" if s < 5 else "5-19" if s < 20 else "20-99" if s < 100 else "100+"
-        for s in sizes
-    )
-    lines.append(
-        "clusters by size: "
-        + ", ".join(f"{b}: {buckets[b]}" for b in ("1", "2-4", "5-19", "20-99", "100+") if buckets[b])
-    )
-    lines.append("speaker        clips  cohesion (mean similarity to the cluster centre)")
-    shown = min(clustering.count, 100)
-    for label in range(shown):
-        lines.append(f"{name[label]:<14} {sizes[label]:>5}  {cohesion[label]:.3f}")
-    if clustering.count > shown:
-        lines.append(f"... and {clustering.count - shown} smaller clusters (all of them are in the namelist)")
-    singles = [paths[members[label][0]] for label in range(clustering.count) if sizes[label] == 1]
-    lines += [
-        "",
-        f"## singletons: {len(singles)} (a clip unlike every other; check it, or lower the threshold)",
-    ]
-    lines += [f"  {path}" for path in singles[:50]]
-    if len(singles) > 50:
-        lines.append(f"  ... and {len(singles) - 50} more")
-    multi = [label for label in range(clustering.count) if sizes[label] > 1]
-    ranked = sorted(multi, key=lambda label: (-cohesion[label], label))
-    if not ranked:
-        lines += ["", "## most and least cohesive clusters: none (every cluster is a single clip)"]
-    if ranked:
-        lines += ["", "## most cohesive clusters (closest clips shown)"]
-    for label in ranked[:extremes]:
-        near = sorted(members[label], key=lambda i: -per_clip[i])[:examples]
-        lines.append(f"{name[label]}: {sizes[label]} clips, cohesion {cohesion[label]:.3f}")
-        lines += [f"    {per_clip[i]:.3f}  {paths[i]}" for i in near]
-    if ranked:
-        lines += ["", "## least cohesive clusters (clips farthest from the centre shown: listen to them)"]
-    for label in list(reversed(ranked))[:extremes]:
-        far = sorted(members[label], key=lambda i: per_clip[i])[:examples]
-        lines.append(f"{name[label]}: {sizes[label]} clips, cohesion {cohesion[label]:.3f}")
-        lines += [f"    {per_clip[i]:.3f}  {paths[i]}" for i in far]
-    lines += ["", "## suggested number of clusters (silhouette, cosine; higher is better)"]
-    if silhouette:
-        best = max(silhouette, key=lambda k: (silhouette[k], -k))
-        lines.append(f"suggested n: {best} (silhouette {silhouette[best]:.3f}); try --n-clusters {best}")
-        if clustering.count in silhouette:
-            lines.append(
-                f"this run: {clustering.count} clusters (silhouette {silhouette[clustering.count]:.3f})"
-            )
-        top = sorted(silhouette.items(), key=lambda kv: -kv[1])[:10]
-        lines.append("best counts: " + ", ".join(f"{k}: {v:.3f}" for k, v in sorted(top)))
-        if len(paths) > SILHOUETTE_SAMPLE:
-            lines.append(f"(computed on a fixed sample of {SILHOUETTE_SAMPLE} clips)")
-    else:
-        lines.append("too few clips to compare cluster counts")
-    if skipped:
-        lines += ["", f"## skipped files: {len(skipped)}"]
-        lines += [f"  {path}\t{reason}" for path, reason in skipped]
-    lines += ["", "## leakage audit"]
-    if leakage is not None:
-        lines.append(
-            f"{len(leakage.cluster_leaks)} cluster(s) in more than one split, {leakage.near_duplicate_total} "
-            f"near-duplicate pair(s) across splits; details in {dataset}_leakage_report.txt"
-        )
-    else:
-        lines.append(leakage_note or "not run")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- the analysis
 
 
 @dataclass
@@ -298,11 +122,25 @@ def _unusable_message(skipped: Sequence[tuple[Path, str]], where: str) -> str:
     )
 
 
-def analyze(config: MwwConfig, options: AnalysisOptions, embedder: Embedder | None = None) -> AnalysisResult:
-    """Embed, cluster and report one dataset; writes the namelist, the report and the leakage audit.
+@dataclass(frozen=True)
+class _Plan:
+    """What one analysis runs on, and how: the options resolved against the config and the dataset."""
 
-    Nothing in the dataset is moved. Raises ClusterError / EmbeddingError on input it cannot use.
-    """
+    dirs: dict[str, Path]  # the folder of each kind of clip analyzed
+    where: str  # those folders, for messages
+    files: list[Path]
+    n_clusters: int | None
+    threshold: float | None
+    method: str
+    model: str
+    manifest_path: Path
+    manifest: dict[Path, SplitInfo] | None  # None: no leakage audit, `note` says why
+    note: str | None
+
+
+def _plan(config: MwwConfig, options: AnalysisOptions) -> _Plan:
+    """The files, cut, method, model and split manifest of this analysis; ClusterError where they cannot
+    work together."""
     settings = config.speaker_clustering
     dirs = dataset_dirs(config, options.dataset)
     where = " and ".join(str(d) for d in dirs.values())
@@ -315,6 +153,30 @@ def analyze(config: MwwConfig, options: AnalysisOptions, embedder: Embedder | No
             "your config at the folder that holds them, or choose another --dataset."
         )
     files = select_files(found, options.max_files)
+    n_clusters, threshold = _cut(options, settings, files, len(found), where)
+    manifest_path = Path(config.paths.processed_dir) / SPLIT_MANIFEST_NAME
+    manifest, note = _split_manifest(manifest_path, options, settings)
+    model = options.model_source or settings.embedding_model
+    if is_local_source(model):
+        model = str(Path(model).expanduser().resolve())
+    return _Plan(
+        dirs=dirs,
+        where=where,
+        files=files,
+        n_clusters=n_clusters,
+        threshold=threshold,
+        method=options.method or settings.method,
+        model=model,
+        manifest_path=manifest_path,
+        manifest=manifest,
+        note=note,
+    )
+
+
+def _cut(
+    options: AnalysisOptions, settings: SpeakerClusteringConfig, files: Sequence[Path], found: int, where: str
+) -> tuple[int | None, float | None]:
+    """(n_clusters, threshold): from the options, else from the config; one of them is None."""
     n_clusters, threshold = options.n_clusters, options.threshold
     if n_clusters is None and threshold is None:
         n_clusters = settings.n_clusters
@@ -323,99 +185,75 @@ def analyze(config: MwwConfig, options: AnalysisOptions, embedder: Embedder | No
         raise ClusterError(
             f"{n_clusters} clusters were asked for (--n-clusters or speaker_clustering.n_clusters), but "
             f"--dataset {options.dataset} has only {len(files)} audio file(s) under {where}"
-            + (f" (--max-files {options.max_files})" if len(files) < len(found) else "")
+            + (f" (--max-files {options.max_files})" if len(files) < found else "")
             + f". Ask for at most {len(files)} clusters, or use --threshold to let the similarity decide."
         )
-    method = options.method or settings.method
+    return n_clusters, threshold
+
+
+def _split_manifest(
+    manifest_path: Path, options: AnalysisOptions, settings: SpeakerClusteringConfig
+) -> tuple[dict[Path, SplitInfo] | None, str | None]:
+    """(the training split manifest, None) when the leakage audit runs, else (None, why it does not)."""
     audit_wanted = options.fail_on_leak or settings.leakage_audit_enabled
-    manifest_path = Path(config.paths.processed_dir) / SPLIT_MANIFEST_NAME
     if options.fail_on_leak and not manifest_path.is_file():
         raise ClusterError(
             f"--fail-on-leak needs the training split manifest {manifest_path}, which does not exist yet. "
-            "Run `mww-prepare` (or mww-train) with this config first to write it, then run "
-            "the "
-            "analysis again."
+            "Run `mww-prepare` (or mww-train) with this config first to write it, then run the analysis "
+            "again."
         )
-    manifest: dict[Path, SplitInfo] | None = None
-    note = None
     if not audit_wanted:
-        note = "disabled (speaker_clustering.leakage_audit_enabled is false; --fail-on-leak runs it anyway)"
-    elif not manifest_path.is_file():
-        note = (
-            f"skipped: no training split manifest at {manifest_path} yet "
-            "(run `mww-prepare` or "
-            "mww-train once, then analyze again to audit the splits)"
+        return (
+            None,
+            "disabled (speaker_clustering.leakage_audit_enabled is false; --fail-on-leak runs it anyway)",
         )
-    else:
-        try:
-            manifest = load_split_manifest(manifest_path)
-        except ClusterError as exc:
-            if options.fail_on_leak:
-                raise
-            note = f"skipped: {exc}"
-    model = options.model_source or settings.embedding_model
-    if is_local_source(model):
-        model = str(Path(model).expanduser().resolve())
+    if not manifest_path.is_file():
+        return None, (
+            f"skipped: no training split manifest at {manifest_path} yet (run `mww-prepare` or mww-train "
+            "once, then analyze again to audit the splits)"
+        )
+    try:
+        return load_split_manifest(manifest_path), None
+    except ClusterError as exc:
+        if options.fail_on_leak:
+            raise
+        return None, f"skipped: {exc}"
+
+
+def analyze(config: MwwConfig, options: AnalysisOptions, embedder: Embedder | None = None) -> AnalysisResult:
+    """Embed, cluster and report one dataset; writes the namelist, the report and the leakage audit.
+
+    Nothing in the dataset is moved. Raises ClusterError / EmbeddingError on input it cannot use.
+    """
+    plan = _plan(config, options)
     if embedder is None:
-        embedder = SpeechBrainEmbedder(model, options.device)
+        embedder = SpeechBrainEmbedder(plan.model, options.device)
     output_dir = Path(options.output_dir)
     cache = EmbeddingCache(output_dir / "embedding_cache", embedder.fingerprint)
-    embedded = embed_files(files, embedder, cache, options.batch_size, options.progress)
-    if not embedded.paths:
-        raise ClusterError(_unusable_message(embedded.skipped, where))
-    if n_clusters is not None and n_clusters > len(embedded.paths):
-        raise ClusterError(
-            f"{n_clusters} clusters were asked for, but only {len(embedded.paths)} of the {len(files)} files "
-            f"under {where} could be used (skipped: "
-            + _listing([f"{path} ({reason})" for path, reason in embedded.skipped])
-            + f"). Ask for at most {len(embedded.paths)} clusters, or fix the skipped files."
-        )
+    embedded = embed_files(plan.files, embedder, cache, options.batch_size, options.progress)
+    _check_usable(embedded, plan)
     clustering = cluster_embeddings(
         embedded.embeddings,
-        linkage=LINKAGES[method],
-        n_clusters=n_clusters,
-        threshold=threshold,
+        linkage=LINKAGES[plan.method],
+        n_clusters=plan.n_clusters,
+        threshold=plan.threshold,
         dense_limit=options.dense_limit,
         neighbours=options.neighbours,
     )
     speakers = speaker_names(clustering.labels)
-    sizes = Counter(speakers)
     silhouette = silhouette_scores(clustering.tree, clustering.unit)
-    suggested = max(silhouette, key=lambda k: (silhouette[k], -k)) if silhouette else None
-    meta = {
-        "model": model,
-        "model_fingerprint": embedder.fingerprint,
-        "method": method,
-        "linkage": clustering.tree.linkage,
-        "algorithm": clustering.tree.algorithm,
-        "neighbours": clustering.tree.neighbours,
-        "threshold": threshold,
-        "n_clusters": n_clusters,
-        "counts": {
-            "files": len(embedded.paths),
-            "clusters": clustering.count,
-            "singletons": sum(1 for n in sizes.values() if n == 1),
-            "skipped": len(embedded.skipped),
-            "per_speaker": dict(sorted(sizes.items())),
-        },
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "dataset": options.dataset,
-        "dataset_dir": os.path.commonpath([str(d.resolve()) for d in dirs.values()]),
-        "dataset_dirs": {kind: str(folder.resolve()) for kind, folder in dirs.items()},
-        "paths": "absolute",
-        "suggested_n_clusters": suggested,
-    }
+    meta = _meta(plan, options.dataset, embedder.fingerprint, clustering, embedded, speakers, silhouette)
     leakage: LeakageReport | None = None
     leakage_path: Path | None = None
-    if manifest is not None:
+    if plan.manifest is not None:
         leakage = leakage_audit(
             embedded.paths,
             clustering.unit,
             speakers,
             embedded.hashes,
-            manifest,
-            manifest_path,
-            settings.near_duplicate_threshold,
+            plan.manifest,
+            plan.manifest_path,
+            config.speaker_clustering.near_duplicate_threshold,
         )
         leakage_path = atomic_write_text(
             output_dir / f"{options.dataset}_leakage_report.txt", leakage_text(leakage)
@@ -426,39 +264,108 @@ def analyze(config: MwwConfig, options: AnalysisOptions, embedder: Embedder | No
     report_path = atomic_write_text(
         output_dir / f"{options.dataset}_cluster_report.txt",
         report_text(
-            options.dataset, meta, clustering, embedded.paths, embedded.skipped, silhouette, leakage, note
+            options.dataset,
+            meta,
+            clustering,
+            embedded.paths,
+            embedded.skipped,
+            silhouette,
+            leakage,
+            plan.note,
         ),
     )
+    leaked = options.fail_on_leak and leakage is not None and leakage.has_leak
+    result = AnalysisResult(
+        namelist_path=namelist_path,
+        report_path=report_path,
+        leakage_path=leakage_path,
+        clustering=clustering,
+        embedded=embedded,
+        leakage=leakage,
+        suggested_n=meta["suggested_n_clusters"],
+        exit_code=1 if leaked else 0,
+    )
+    result.lines = _summary(result, meta, cache.folder, plan.note)
+    return result
+
+
+def _check_usable(embedded: EmbeddingResult, plan: _Plan) -> None:
+    """ClusterError unless enough of the files could be embedded for the clusters asked for."""
+    if not embedded.paths:
+        raise ClusterError(_unusable_message(embedded.skipped, plan.where))
+    if plan.n_clusters is not None and plan.n_clusters > len(embedded.paths):
+        raise ClusterError(
+            f"{plan.n_clusters} clusters were asked for, but only {len(embedded.paths)} of the "
+            f"{len(plan.files)} files under {plan.where} could be used (skipped: "
+            + _listing([f"{path} ({reason})" for path, reason in embedded.skipped])
+            + f"). Ask for at most {len(embedded.paths)} clusters, or fix the skipped files."
+        )
+
+
+def _meta(
+    plan: _Plan,
+    dataset: str,
+    fingerprint: str,
+    clustering: Clustering,
+    embedded: EmbeddingResult,
+    speakers: Sequence[str],
+    silhouette: dict[int, float],
+) -> dict[str, Any]:
+    """The namelist's `_meta`: how the clustering was made, what it found, and the dataset folders."""
+    sizes = Counter(speakers)
+    return {
+        "model": plan.model,
+        "model_fingerprint": fingerprint,
+        "method": plan.method,
+        "linkage": clustering.tree.linkage,
+        "algorithm": clustering.tree.algorithm,
+        "neighbours": clustering.tree.neighbours,
+        "threshold": plan.threshold,
+        "n_clusters": plan.n_clusters,
+        "counts": {
+            "files": len(embedded.paths),
+            "clusters": clustering.count,
+            "singletons": sum(1 for n in sizes.values() if n == 1),
+            "skipped": len(embedded.skipped),
+            "per_speaker": dict(sorted(sizes.items())),
+        },
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": dataset,
+        "dataset_dir": os.path.commonpath([str(d.resolve()) for d in plan.dirs.values()]),
+        "dataset_dirs": {kind: str(folder.resolve()) for kind, folder in plan.dirs.items()},
+        "paths": "absolute",
+        "suggested_n_clusters": suggested_count(silhouette),
+    }
+
+
+def _summary(result: AnalysisResult, meta: dict[str, Any], cache_folder: Path, note: str | None) -> list[str]:
+    """The lines printed after the analysis: what was embedded and found, and where it was written."""
+    embedded, clustering, leakage = result.embedded, result.clustering, result.leakage
     lines = []
     if embedded.skipped:
         lines.append(f"skipped {len(embedded.skipped)} file(s) that could not be used:")
         lines += [f"  {path}: {reason}" for path, reason in embedded.skipped]
     lines.append(
         f"{len(embedded.paths)} clips: {embedded.computed} embedded, {embedded.reused} from the cache "
-        f"({cache.folder})"
+        f"({cache_folder})"
     )
     lines.append(
-        f"{clustering.count} clusters ({meta['counts']['singletons']} singletons) by {method}: "
+        f"{clustering.count} clusters ({meta['counts']['singletons']} singletons) by {meta['method']}: "
         f"{clustering.tree.describe()}"
     )
-    if suggested is not None:
-        lines.append(f"suggested number of clusters by silhouette: {suggested}")
-    lines.append(f"namelist: {namelist_path}")
-    lines.append(f"report: {report_path}")
-    exit_code = 0
+    if result.suggested_n is not None:
+        lines.append(f"suggested number of clusters by silhouette: {result.suggested_n}")
+    lines.append(f"namelist: {result.namelist_path}")
+    lines.append(f"report: {result.report_path}")
     if leakage is not None:
         lines.append(
             f"leakage audit: {len(leakage.cluster_leaks)} cluster(s) in more than one split, "
-            f"{leakage.near_duplicate_total} near-duplicate pair(s) across splits ({leakage_path})"
+            f"{leakage.near_duplicate_total} near-duplicate pair(s) across splits ({result.leakage_path})"
         )
-        if options.fail_on_leak and leakage.has_leak:
-            exit_code = 1
     else:
         lines.append(f"leakage audit: {note}")
     lines.append(
         "nothing was moved; to sort the files into speaker folders: "
-        f"mww-cluster-apply --namelist {namelist_path}"
+        f"mww-cluster-apply --namelist {result.namelist_path}"
     )
-    return AnalysisResult(
-        namelist_path, report_path, leakage_path, clustering, embedded, leakage, suggested, exit_code, lines
-    )
+    return lines

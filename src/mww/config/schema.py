@@ -1,8 +1,8 @@
 """The configuration schema: typed dataclasses whose defaults are the `standard` preset.
 
 Each field carries its validation rules in `dataclasses.field(metadata=...)` (see `setting`);
-`mww.config.load.validate_config` walks these dataclasses and enforces them, using the type hints.
-Loading, merging and error messages live in `mww.config.load`.
+`mww.config.validate.validate_config` walks these dataclasses and enforces them, using the type hints.
+Loading and merging live in `mww.config.load`.
 
 Rules a field may declare (all optional):
   min / max          inclusive bounds (for lists: on every item)
@@ -44,6 +44,7 @@ from mww.device.constants import (
     STREAMING_STRIDE,
     frames_for_duration_ms,
 )
+from mww.device.pymicro import MAX_SHIPPED_CUTOFF
 
 KNOWN_RULES = frozenset(
     {
@@ -387,10 +388,11 @@ class AutoTuningConfig:
     hard_negative_weight_step: float = setting(1.5, gt=1)  # factor on the (mined) hard-negative weight
     max_hard_negative_weight: float = setting(200.0, gt=0)
     cutoff_min: float = setting(0.05, gt=0, lt=1)
-    cutoff_max: float = setting(0.998, gt=0, lt=1, ge_field="cutoff_min")
+    # Never above the highest cutoff both runtimes can fire at (`mww.device.pymicro`).
+    cutoff_max: float = setting(MAX_SHIPPED_CUTOFF, gt=0, max=MAX_SHIPPED_CUTOFF, ge_field="cutoff_min")
     # The FA/h target must also hold this far below the chosen cutoff: headroom for unheard audio.
     cutoff_margin: float = setting(0.05, min=0, lt=1)
-    window_min: int = setting(1, min=1, max=10)
+    window_min: int = setting(3, min=1, max=10)  # one or two outputs alone are a noisy moment
     window_max: int = setting(10, min=1, max=10, ge_field="window_min")
     recall_tolerance: float = setting(0.02, min=0, max=1)
     fah_tolerance: float = setting(0.1, min=0)

@@ -1,8 +1,8 @@
-"""Offline waveform augmentation into the feature store: several augmented variants per clip.
+"""The augmented-variant store, made before training: several augmented variants of every clip.
 
-Waveform augmentation (audiomentations) costs far more than a training step, so it runs before
-training: each clip is placed into a window of `augmentation_duration_s`, augmented
-`variants_per_clip` times and featurized with the device front end into a FeatureStore under
+Waveform augmentation (`mww.data.transforms`) costs far more than a training step, so it runs before
+training: each clip is placed into a window of `augmentation_duration_s` (`mww.data.placement`),
+augmented `variants_per_clip` times and featurized with the device front end into a FeatureStore under
 `processed_dir/augmented/<fingerprint>/`. The fingerprint covers the front end, every augmentation
 setting and the content of the background and RIR files, so changing any of them gives a new
 store, while variants already stored are reused. `placements.json` in the store folder records,
@@ -15,9 +15,7 @@ the wake word would otherwise put the wake word a second further from the decisi
 Evaluation streams (`as_stream`) are the other use: each recording whole, as a device hears it,
 with silence before it (so every moment of it can be scored) and after it (`stream_clip`).
 
-A negative longer than the window is cut into consecutive pieces that each fit it (`chunk_count`),
-and variant `v` holds piece `v % pieces`, so training sees the whole recording rather than one crop;
-such a clip gets at least one variant per piece.
+A long negative gets at least one variant per piece it is cut into (`chunk_count`).
 
 A variant is keyed `"{file_key}:{variant}:{seed}"` and computed from a random state seeded by that
 key alone, so the result does not depend on the worker count or on the order of the work.
@@ -28,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -46,27 +42,14 @@ from mww.config.schema import AugmentationConfig, MwwConfig
 from mww.data.feature_store import FeatureStore
 from mww.data.featurize import file_key
 from mww.data.ingest import Clip, discover
+from mww.data.placement import chunk_count, piece_of, piece_span, place_clip, stream_clip
+from mww.data.transforms import TRANSFORM_RANGES, build_augmenter, missing_source_warnings
 from mww.device.audio import AUDIO_EXTENSIONS, AudioError, load_audio, sound_end
-from mww.device.constants import MEL_BINS, SAMPLE_RATE_HZ, frames_for_duration_ms
+from mww.device.constants import MEL_BINS, SAMPLE_RATE_HZ
 from mww.device.features import audio_to_uint16_features, frontend_fingerprint
 
 logger = logging.getLogger(__name__)
 
-# Every clip that fits the window is placed with its END `jitter` seconds before the window end,
-# negatives too: if only positives ended there, "speech that stops 0.2 s before the decision" would
-# be enough to tell them apart, and the model would fire on any negative heard at that moment.
-# Kinds whose longer clips keep their end (the wake word, and the phrases that sound like it);
-# longer clips of other kinds are cut into pieces that fit (`chunk_count`).
-END_ALIGNED_KINDS = frozenset({"positive", "hard_negative"})
-
-# Ranges of the transforms whose ranges the config does not set (openWakeWord / microWakeWord values).
-TRANSFORM_RANGES: dict[str, Any] = {
-    "eq_gain_db": 6.0,
-    "tanh_distortion": [0.0001, 0.10],
-    "pitch_semitones": 3.0,
-    "color_noise_snr_db": [10.0, 30.0],
-    "gain_db": [-12.0, 0.0],
-}
 # Bump when the way variants are computed changes: it is part of the store fingerprint.
 AUGMENT_VERSION = 6
 # An evaluation stream goes on this long after its recording ends: the device keeps listening, and
@@ -108,250 +91,6 @@ class AugmentResult:
     reused: int = 0
     failed: dict[Path, str] = field(default_factory=dict)
     store_root: Path | None = None
-
-
-# --------------------------------------------------------------------------- placement
-
-
-def chunk_samples(aug_cfg: AugmentationConfig) -> int:
-    """Longest piece a long negative is cut into: the window less the largest jitter.
-
-    A piece then fits the window whole when placed `jitter` seconds before its end, as every clip is.
-    """
-    window = round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ)
-    return max(1, window - math.ceil(aug_cfg.max_jitter_s * SAMPLE_RATE_HZ))
-
-
-def chunk_count(kind: str, duration_s: float, aug_cfg: AugmentationConfig) -> int:
-    """Pieces a clip is cut into: 1 for positives, hard negatives and negatives that fit the window.
-
-    A negative longer than the window (a recording of a radio, say) is cut into consecutive pieces
-    of equal length, at most `chunk_samples` each, so that training hears all of it.
-    """
-    samples = round(duration_s * SAMPLE_RATE_HZ)
-    if kind in END_ALIGNED_KINDS or samples <= round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ):
-        return 1
-    return math.ceil(samples / chunk_samples(aug_cfg))
-
-
-def _piece_bounds(samples: int, pieces: int, variant: int) -> tuple[int, int]:
-    size = math.ceil(samples / pieces)
-    first = (variant % pieces) * size
-    return first, min(samples, first + size)
-
-
-def _span(duration_s: float, pieces: int, variant: int) -> tuple[float, float]:
-    if pieces == 1:
-        return 0.0, float(duration_s)
-    first, end = _piece_bounds(round(duration_s * SAMPLE_RATE_HZ), pieces, variant)
-    return first / SAMPLE_RATE_HZ, (end - first) / SAMPLE_RATE_HZ
-
-
-def variant_span(
-    kind: str, duration_s: float, aug_cfg: AugmentationConfig, variant: int
-) -> tuple[float, float]:
-    """(start, length) in seconds of the part of the source file variant number `variant` holds."""
-    return _span(duration_s, chunk_count(kind, duration_s, aug_cfg), variant)
-
-
-def piece_of(audio: np.ndarray, variant: int, pieces: int) -> np.ndarray:
-    """The audio variant number `variant` holds: piece `variant % pieces` of a clip cut into `pieces`."""
-    if pieces <= 1:
-        return audio
-    first, end = _piece_bounds(audio.shape[0], pieces, variant)
-    return audio[first:end]
-
-
-def end_frame_for_sample(end_sample: int) -> int:
-    """Frames the device has computed once `end_sample` samples have arrived."""
-    return frames_for_duration_ms(end_sample * 1000 / SAMPLE_RATE_HZ)
-
-
-def place_clip(
-    samples: np.ndarray,
-    window_s: float,
-    min_jitter_s: float,
-    max_jitter_s: float,
-    rng: np.random.Generator,
-    kind: str,
-) -> tuple[np.ndarray, int]:
-    """Put a clip into a silent window of `window_s` seconds; returns (window, clip end frame).
-
-    Every clip that fits ends `jitter` seconds (uniform in [min_jitter_s, max_jitter_s]) before the
-    window end, where the device decides. A longer positive or hard negative loses its start, never
-    its end; longer clips of other kinds are cropped at a random offset.
-    """
-    window = round(window_s * SAMPLE_RATE_HZ)
-    clip = np.asarray(samples, dtype=np.float32).reshape(-1)
-    n = clip.shape[0]
-    out = np.zeros(window, dtype=np.float32)
-    if kind in END_ALIGNED_KINDS or n <= window:
-        jitter = round(float(rng.uniform(min_jitter_s, max_jitter_s)) * SAMPLE_RATE_HZ)
-        end = min(window, max(0, window - jitter))
-        start = end - n
-        if start >= 0:
-            out[start:end] = clip
-        elif end > 0:
-            out[:end] = clip[n - end :]
-    elif n <= window:
-        start = int(rng.integers(0, window - n + 1))
-        out[start : start + n] = clip
-        end = start + n
-    else:
-        cut = int(rng.integers(0, n - window + 1))
-        out[:] = clip[cut : cut + window]
-        end = window
-    return out, end_frame_for_sample(end)
-
-
-def stream_clip(samples: np.ndarray, lead_s: float, tail_s: float) -> tuple[np.ndarray, int]:
-    """A whole recording as a device hears it: `lead_s` of silence, the recording, `tail_s` of
-    silence. Returns (stream, recording end frame).
-
-    Unlike a training window, every moment of the recording can be scored: with a lead at least as
-    long as the model's input window, the first full window ends where the recording starts, so a
-    phrase followed by a second of silence is heard at the moment training decides on it too.
-    """
-    clip = np.asarray(samples, dtype=np.float32).reshape(-1)
-    lead, tail = round(lead_s * SAMPLE_RATE_HZ), round(tail_s * SAMPLE_RATE_HZ)
-    out = np.zeros(lead + clip.shape[0] + tail, dtype=np.float32)
-    out[lead : lead + clip.shape[0]] = clip
-    return out, end_frame_for_sample(lead + clip.shape[0])
-
-
-def stream_lead_frames(aug_cfg: AugmentationConfig) -> int:
-    """Frames of an evaluation stream computed before its recording starts. The lead is one
-    `augmentation_duration_s` window: evaluation needs the model's input window to fit in it, as
-    the clip windows it scores are cut from windows of that length."""
-    return end_frame_for_sample(round(aug_cfg.augmentation_duration_s * SAMPLE_RATE_HZ))
-
-
-# --------------------------------------------------------------------------- the augmenter
-
-
-class _Augmenter:
-    """An audiomentations Compose applied at the device sample rate, its warnings silenced."""
-
-    def __init__(self, compose: Any) -> None:
-        import audiomentations as am
-
-        self.compose = compose
-        noises = (am.AddBackgroundNoise, am.AddColorNoise)
-        self.noise = [t for t in compose.transforms if isinstance(t, noises)]
-
-    def __call__(self, samples: np.ndarray, signal_samples: int | None = None) -> np.ndarray:
-        """Augment `samples`. With `signal_samples`, noise SNRs are against the power of the signal
-        alone (that many samples; the rest is silence), not of the whole input."""
-        x = np.asarray(samples, dtype=np.float32)
-        shift = snr_shift_db(x.shape[0], signal_samples)
-        bounds = [(t.min_snr_db, t.max_snr_db) for t in self.noise]
-        for t in self.noise:
-            t.min_snr_db, t.max_snr_db = t.min_snr_db - shift, t.max_snr_db - shift
-        try:
-            with warnings.catch_warnings():
-                # "too silent to be added as noise" and resampling notes, once per clip otherwise.
-                warnings.simplefilter("ignore")
-                out = self.compose(samples=x, sample_rate=SAMPLE_RATE_HZ)
-        finally:
-            for t, (low, high) in zip(self.noise, bounds, strict=True):
-                t.min_snr_db, t.max_snr_db = low, high
-        return np.asarray(out, dtype=np.float32)
-
-
-def snr_shift_db(total_samples: int, signal_samples: int | None) -> float:
-    """How much lower an SNR against the power of `total_samples` (the signal padded with silence)
-    is than the same noise against the power of the `signal_samples` of signal alone."""
-    if not signal_samples or signal_samples >= total_samples:
-        return 0.0
-    return 10.0 * math.log10(total_samples / signal_samples)
-
-
-def _identity(samples: np.ndarray, signal_samples: int | None = None) -> np.ndarray:
-    return np.asarray(samples, dtype=np.float32)
-
-
-def missing_source_warnings(
-    aug_cfg: AugmentationConfig, background_files: Sequence[Path], rir_files: Sequence[Path]
-) -> list[str]:
-    """One message per enabled transform that is skipped because it has no files."""
-    if not aug_cfg.enabled:
-        return []
-    messages = []
-    if aug_cfg.AddBackgroundNoise > 0 and not background_files:
-        messages.append(
-            f"AddBackgroundNoise (probability {aug_cfg.AddBackgroundNoise}) is skipped: no background audio "
-            "was found in paths.background_dir or augmentation.background_paths. Add ambient noise "
-            "recordings there to train a model that copes with noise."
-        )
-    if aug_cfg.RIR > 0 and not rir_files:
-        messages.append(
-            f"RIR (probability {aug_cfg.RIR}) is skipped: no room impulse responses were found in "
-            "paths.rir_dir or augmentation.impulse_paths. Add impulse responses there to simulate rooms."
-        )
-    return messages
-
-
-def build_augmenter(
-    aug_cfg: AugmentationConfig,
-    background_files: Sequence[str | Path],
-    rir_files: Sequence[str | Path],
-    *,
-    warn: bool = True,
-) -> Callable[..., np.ndarray]:
-    """A callable float32 waveform -> augmented waveform (same length) for the config's settings.
-
-    Its optional second argument, the number of samples of actual signal in a waveform padded with
-    silence, makes noise SNRs hold against that signal's power (see `_Augmenter`).
-
-    Each transform runs with its configured probability; background noise and room impulse
-    responses are skipped, with a logged warning, when there are no files for them.
-    `enabled: false` gives the identity.
-    """
-    if not aug_cfg.enabled:
-        return _identity
-    import audiomentations as am
-
-    p = aug_cfg.probabilities()
-    r = TRANSFORM_RANGES
-    transforms: list[Any] = [
-        am.SevenBandParametricEQ(
-            min_gain_db=-r["eq_gain_db"], max_gain_db=r["eq_gain_db"], p=p["SevenBandParametricEQ"]
-        ),
-        am.TanhDistortion(
-            min_distortion=r["tanh_distortion"][0],
-            max_distortion=r["tanh_distortion"][1],
-            p=p["TanhDistortion"],
-        ),
-        am.PitchShift(
-            min_semitones=-r["pitch_semitones"], max_semitones=r["pitch_semitones"], p=p["PitchShift"]
-        ),
-        am.BandStopFilter(p=p["BandStopFilter"]),
-        am.AddColorNoise(
-            min_snr_db=r["color_noise_snr_db"][0],
-            max_snr_db=r["color_noise_snr_db"][1],
-            p=p["AddColorNoise"],
-        ),
-    ]
-    if background_files:
-        transforms.append(
-            am.AddBackgroundNoise(
-                sounds_path=[str(path) for path in background_files],
-                min_snr_db=aug_cfg.background_min_snr_db,
-                max_snr_db=aug_cfg.background_max_snr_db,
-                p=p["AddBackgroundNoise"],
-            )
-        )
-    transforms.append(am.Gain(min_gain_db=r["gain_db"][0], max_gain_db=r["gain_db"][1], p=p["Gain"]))
-    if rir_files:
-        transforms.append(
-            am.ApplyImpulseResponse(
-                ir_path=[str(path) for path in rir_files], p=p["RIR"], leave_length_unchanged=True
-            )
-        )
-    if warn:
-        for message in missing_source_warnings(aug_cfg, list(background_files), list(rir_files)):
-            logger.warning(message)
-    return _Augmenter(am.Compose(transforms, p=1.0, shuffle=False))
 
 
 # --------------------------------------------------------------------------- the store
@@ -467,7 +206,7 @@ def load_placements(store: FeatureStore) -> dict[str, Placement]:
 
 
 def _variant(key: str, placement: Placement, duration_s: float, pieces: int, variant: int) -> Variant:
-    return Variant(key, placement.end_frame, _span(duration_s, pieces, variant)[0], placement.held_s)
+    return Variant(key, placement.end_frame, piece_span(duration_s, pieces, variant)[0], placement.held_s)
 
 
 def variant_key(clip_key: str, variant: int, seed: int) -> str:
@@ -553,16 +292,63 @@ def augment_clips(
     `as_stream` must be what `store` was opened with (see `open_augmented_store`).
     """
     aug_cfg = config.augmentation
+    background, rirs = _source_files(config, background_files, rir_files)
+    if store is None:
+        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs, as_stream)
+    placements = load_placements(store)
+    result = AugmentResult(store_root=store.root)
+    keys_of, todo = _plan(clips, aug_cfg, store, placements, result, seed, first_only, as_stream)
+    if todo:
+        for message in missing_source_warnings(aug_cfg, background, rirs):
+            logger.warning(message)
+        _run(
+            todo,
+            store,
+            placements,
+            result,
+            aug_cfg,
+            background,
+            rirs,
+            num_workers,
+            progress,
+            min_variants_per_worker,
+        )
+    _gather(clips, keys_of, placements, result)
+    if result.failed:
+        logger.warning(
+            "%d clip(s) could not be augmented and are left out, e.g. %s: %s",
+            len(result.failed),
+            *next(iter(result.failed.items())),
+        )
+    return result
+
+
+def _source_files(
+    config: MwwConfig, background_files: Sequence[Path] | None, rir_files: Sequence[Path] | None
+) -> tuple[list[Path], list[Path]]:
+    """The background and RIR files given, those of `augmentation_files(config)` where none are given."""
     if background_files is None or rir_files is None:
         found_background, found_rirs = augmentation_files(config)
         background_files = found_background if background_files is None else background_files
         rir_files = found_rirs if rir_files is None else rir_files
-    background, rirs = list(background_files), list(rir_files)
-    if store is None:
-        store = open_augmented_store(config.paths.processed_dir, aug_cfg, background, rirs, as_stream)
-    placements = load_placements(store)
+    return list(background_files), list(rir_files)
 
-    result = AugmentResult(store_root=store.root)
+
+def _plan(
+    clips: Sequence[Clip],
+    aug_cfg: AugmentationConfig,
+    store: FeatureStore,
+    placements: dict[str, Placement],
+    result: AugmentResult,
+    seed: int,
+    first_only: bool,
+    as_stream: bool,
+) -> tuple[dict[Path, tuple[list[str], int]], list[_Task]]:
+    """Each clip's variant keys and pieces, and the tasks that compute the variants not stored yet.
+
+    Variants already stored (or already planned, for a copy of a file) count as reused; a clip that
+    cannot be read goes into `result.failed`.
+    """
     keys_of: dict[Path, tuple[list[str], int]] = {}  # path -> (variant keys, pieces)
     todo: list[_Task] = []
     pending: set[str] = set()
@@ -586,23 +372,16 @@ def augment_clips(
                 missing.append(variant)
         if missing:
             todo.append((Path(clip.path), clip_key, clip.kind, tuple(missing), seed, pieces, as_stream))
+    return keys_of, todo
 
-    if todo:
-        for message in missing_source_warnings(aug_cfg, background, rirs):
-            logger.warning(message)
-        _run(
-            todo,
-            store,
-            placements,
-            result,
-            aug_cfg,
-            background,
-            rirs,
-            num_workers,
-            progress,
-            min_variants_per_worker,
-        )
 
+def _gather(
+    clips: Sequence[Clip],
+    keys_of: dict[Path, tuple[list[str], int]],
+    placements: dict[str, Placement],
+    result: AugmentResult,
+) -> None:
+    """Each planned clip's variants into `result.variants`, once all of them are stored."""
     for clip in clips:
         if clip.path not in keys_of or clip.path in result.failed:
             continue
@@ -613,13 +392,6 @@ def augment_clips(
             ]
         else:  # a copy of a file whose augmentation failed under another path
             result.failed[clip.path] = "a file with the same content could not be augmented"
-    if result.failed:
-        logger.warning(
-            "%d clip(s) could not be augmented and are left out, e.g. %s: %s",
-            len(result.failed),
-            *next(iter(result.failed.items())),
-        )
-    return result
 
 
 def _run(

@@ -92,14 +92,40 @@ def kind_dirs(paths: PathsConfig) -> dict[str, Path]:
 
 
 def discover(folder: Path) -> list[Path]:
-    """Audio files under `folder`, sorted; hidden files and temp files are ignored."""
+    """Audio files under `folder`, sorted; hidden files and temp files are ignored.
+
+    Linked folders and files are followed (a user's recordings linked in from elsewhere count like
+    any others), each real file once under the first path that reaches it, and a folder is never
+    entered twice, so a link loop ends. A link that points nowhere is listed too, so the caller can
+    report it by name (`check_clip` skips it as a broken link).
+    """
     if not folder.is_dir():
         return []
-    found = [
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
-    ]
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        stat = os.stat(root)
+        if (stat.st_dev, stat.st_ino) in seen_dirs:
+            dirs[:] = []  # a loop, or a folder already reached through another link
+            continue
+        seen_dirs.add((stat.st_dev, stat.st_ino))
+        dirs.sort()
+        here = Path(root)
+        names = sorted(files) + [d for d in dirs if (here / d).is_symlink() and not (here / d).exists()]
+        for name in names:
+            path = here / name
+            if name.startswith("."):
+                continue
+            if path.is_symlink() and not path.exists():
+                found.append(path)
+                continue
+            if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
+                continue
+            st = path.stat()
+            if (st.st_dev, st.st_ino) not in seen_files:
+                seen_files.add((st.st_dev, st.st_ino))
+                found.append(path)
     return sorted(found)
 
 
@@ -140,6 +166,10 @@ def _bounds(kind: str, data: DataConfig) -> tuple[float, float]:
 
 def check_clip(path: Path, kind: str, min_s: float, max_s: float, silence_dbfs: float) -> Clip | Skipped:
     """Decode one file and decide whether it is usable (speaker and split are filled in later)."""
+    if path.is_symlink() and not path.exists():
+        return Skipped(
+            path, kind, "broken_link", f"the link points to {os.readlink(path)}, which does not exist"
+        )
     try:
         samples = load_audio(path)
     except AudioError as exc:

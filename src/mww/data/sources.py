@@ -25,12 +25,11 @@ from mww.data.augment import (
     Variant,
     augment_clips,
     augmentation_files,
-    chunk_count,
     open_augmented_store,
-    stream_lead_frames,
 )
 from mww.data.feature_store import FeatureStore
 from mww.data.ingest import Clip
+from mww.data.placement import chunk_count, stream_lead_frames
 from mww.data.prepare import PreparedData, prepare_data
 from mww.data.sampler import Source
 from mww.device.constants import WINDOW_SIZE_MS, WINDOW_STEP_MS, frames_for_duration_ms

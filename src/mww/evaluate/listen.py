@@ -7,7 +7,9 @@ sliding-window mean against the integer cutoff, start-up suppression and refract
 file is one device start (fresh model state, fresh detector); a microphone session is one device
 start that keeps running. A detection is reported with the time at which the invocation that fired
 had its input (`mww.device.runtime.invocation_seconds`) and the window mean as the device computes it,
-``sum(window) / (255 * window)``.
+``sum(window) / (255 * window)``. Beside them, where Home Assistant's detector (pymicro-wakeword,
+`mww.device.pymicro`) would start detecting on the same outputs, so a manifest that means different
+things on the two runtimes shows.
 
 The microphone needs the optional `sounddevice` package (``pip install sounddevice``), which is not
 a dependency of this project.
@@ -26,6 +28,7 @@ import numpy as np
 
 from mww.device import constants as C
 from mww.device.detection import DeviceDetector, detect, rearm_invocations
+from mww.device.pymicro import pymicro_detect
 from mww.device.runtime import (
     DEVICE_AUDIO,
     DeviceStream,
@@ -80,6 +83,8 @@ class FileDetections:
     peak_probability: float | None = None
     peak_time_s: float | None = None
     suppressed_at_start: list[float] = field(default_factory=list)
+    # Where Home Assistant's detector (pymicro-wakeword: float mean, no suppression) starts detecting.
+    home_assistant: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -91,6 +96,7 @@ class FileDetections:
             "peak_probability": None if self.peak_probability is None else round(self.peak_probability, 4),
             "peak_time_s": None if self.peak_time_s is None else round(self.peak_time_s, 3),
             "suppressed_at_start_s": [round(t, 3) for t in self.suppressed_at_start],
+            "home_assistant_s": [round(t, 3) for t in self.home_assistant],
         }
 
 
@@ -163,6 +169,10 @@ def detect_pcm16(
         peak_probability=peak,
         peak_time_s=peak_time,
         suppressed_at_start=[] if armed else _suppressed_at_start(model, outputs, detections),
+        home_assistant=[
+            float(invocation_seconds(k, model.stride))
+            for k in pymicro_detect(outputs, model.probability_cutoff, model.sliding_window_size)
+        ],
     )
 
 

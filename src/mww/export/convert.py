@@ -2,8 +2,9 @@
 
 `convert_model_saved(checkpoint, output_dir, model_name, config)`:
 
-1. rebuilds the non-streaming model of `config.model` for `training_input_frames` frames and
-   loads the checkpoint into it (a missing, corrupt or mismatched checkpoint is an ExportError);
+1. rebuilds the non-streaming model of `config.model` and loads the checkpoint into it
+   (`mww.train.checkpoints.load_checkpoint`; a missing, corrupt or mismatched checkpoint is an
+   ExportError);
 2. copies the weights into the stateful streaming twin (`mww.model.streaming.StreamingModel`, input
    [1, stride, 40], ring buffers in resource variables) and saves it as a SavedModel;
 3. converts it with the TFLite converter: int8 weights and activations, variables quantized too
@@ -14,7 +15,8 @@
    input scale 26/255 and zero point -128;
 4. measures the tensor arena in TFLite Micro and adds the margin of
    `mww.device.tflm_arena.declared_arena_size` (unless `export.tensor_arena_size` is positive), writes
-   the manifest, and verifies model and manifest with `mww.export.verify.verify_model`;
+   the manifest (`mww.export.manifest`), and verifies model and manifest with
+   `mww.export.verify.verify_model`;
 5. writes `esphome.yaml`, the `micro_wake_word:` block to paste into the device's YAML
    (`mww.export.esphome`), for int8 exports.
 
@@ -24,12 +26,9 @@ after verification passed, so a failed export leaves no half-written model behin
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import stat
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,59 +36,29 @@ from typing import Any
 
 import numpy as np
 
-from mww.atomic import atomic_write_text
 from mww.config.schema import MwwConfig
-from mww.device.constants import (
-    FEATURE_MAX_FLOAT,
-    FEATURE_STEP_SIZE_MS,
-    MANIFEST_TYPE,
-    MANIFEST_VERSION,
-    MEL_BINS,
-)
+from mww.device.constants import FEATURE_MAX_FLOAT, MEL_BINS
 from mww.device.detection import probabilities_to_uint8
 from mww.device.features import uint16_to_float
 from mww.device.runtime import device_chunks, run_invocations
-from mww.device.tflite_graph import VerifyError
-from mww.device.tflm_arena import declared_arena_size, measure_tensor_arena
-from mww.errors import MwwError
-from mww.export.verify import verify_model
-from mww.model.builder import (
-    ModelConfigError,
-    build_model,
-    count_parameters,
-    macs_per_step,
-    receptive_field_frames,
-    streaming_states,
-    training_input_frames,
-)
-from mww.train.checkpoints import CALIBRATION_FILE
+from mww.device.tflm_arena import declared_arena_size
+from mww.export.errors import ExportError
+from mww.export.esphome import write_esphome_yaml
+from mww.export.manifest import Calibration, generate_manifest, load_calibration, measure_arena
+from mww.export.verify import VerificationResult, verify_model
+from mww.model.builder import count_parameters, macs_per_step
+from mww.model.plan import receptive_field_frames, streaming_states
+from mww.train.checkpoints import CheckpointError, load_checkpoint
 
 # At most this many stride-sized chunks of training features calibrate the quantization.
 REPRESENTATIVE_MAX_CHUNKS = 20000
 REPRESENTATIVE_KINDS = ("positive", "hard_negative", "negative")
 CLIP_FRAMES_LIMIT = 500  # frames taken from one clip, so one long recording cannot fill the budget
 STREAMING_DIR = "streaming"
-CHECKPOINT_SUFFIX = ".weights.h5"
 # Steps of the quantized model compared with the float streaming model after conversion.
 QUANTIZATION_CHECK_STEPS = 300
 
 Log = Callable[[str], None]
-
-
-class ExportError(MwwError):
-    """An export that cannot proceed, explained in one paragraph (file, likely cause, what to do)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
-@dataclass
-class Calibration:
-    """Detection settings for the manifest and where they came from."""
-
-    probability_cutoff: float
-    sliding_window_size: int
-    source: str
 
 
 @dataclass
@@ -130,6 +99,8 @@ class ExportResult:
             f"detection: probability_cutoff {self.calibration.probability_cutoff}, sliding_window_size "
             f"{self.calibration.sliding_window_size} (from {self.calibration.source})",
         ]
+        if self.calibration.warning:
+            lines.append(f"warning: {self.calibration.warning}")
         if self.max_quantization_error_steps is not None:
             lines.append(
                 f"quantization: int8 model within {self.max_quantization_error_steps} uint8 step(s) of the "
@@ -138,139 +109,6 @@ class ExportResult:
         if self.verification is not None:
             lines.append(f"ESPHome verification: {'passed' if self.verification.ok else 'FAILED'}")
         return lines
-
-
-# --------------------------------------------------------------------------- arena and manifest
-
-
-def _measure_arena(model_bytes: bytes, what: str) -> int:
-    try:
-        return measure_tensor_arena(model_bytes)
-    except VerifyError as exc:
-        raise ExportError(
-            f"The tensor arena of {what} could not be measured in TFLite Micro: {exc} Set "
-            "export.tensor_arena_size to a positive number only if you know the size it needs."
-        ) from exc
-
-
-def build_manifest(
-    model_file_name: str,
-    config: MwwConfig,
-    tensor_arena_size: int,
-    probability_cutoff: float,
-    sliding_window_size: int,
-) -> dict[str, Any]:
-    """The ESPHome v2 manifest as a dict, keys in the order ESPHome's documentation shows.
-
-    `author` and `website` are optional in v2; an empty one is left out rather than written as "",
-    since ESPHome checks a website it is given as a URL.
-    """
-    export = config.export
-    optional = {k: v for k, v in (("author", export.author), ("website", export.website)) if v.strip()}
-    return {
-        "type": MANIFEST_TYPE,
-        "wake_word": export.wake_word,
-        **optional,
-        "model": model_file_name,
-        "trained_languages": list(export.trained_languages),
-        "version": MANIFEST_VERSION,
-        "micro": {
-            "probability_cutoff": float(probability_cutoff),
-            "feature_step_size": FEATURE_STEP_SIZE_MS,
-            "sliding_window_size": int(sliding_window_size),
-            "tensor_arena_size": int(tensor_arena_size),
-            "minimum_esphome_version": export.minimum_esphome_version,
-        },
-    }
-
-
-def generate_manifest(
-    model_path: str | os.PathLike[str],
-    config: MwwConfig,
-    output_path: str | os.PathLike[str],
-    *,
-    tensor_arena_size: int | None = None,
-    probability_cutoff: float | None = None,
-    sliding_window_size: int | None = None,
-) -> dict[str, Any]:
-    """Write the v2 manifest of the .tflite at `model_path` to `output_path` (atomically); return it.
-
-    The arena size is `tensor_arena_size`, else `export.tensor_arena_size` when positive, else
-    measured in TFLite Micro plus the safety margin. Cutoff and window default to the config's.
-    """
-    model_path = Path(model_path)
-    if tensor_arena_size is None:
-        if config.export.tensor_arena_size > 0:
-            tensor_arena_size = config.export.tensor_arena_size
-        else:
-            try:
-                data = model_path.read_bytes()
-            except OSError as exc:
-                raise ExportError(
-                    f"The model {model_path} could not be read ({exc.strerror or exc}); the manifest needs "
-                    "it to measure the tensor arena. Export the model first."
-                ) from exc
-            tensor_arena_size = declared_arena_size(_measure_arena(data, str(model_path)))
-    manifest = build_manifest(
-        model_path.name,
-        config,
-        tensor_arena_size,
-        config.export.probability_cutoff if probability_cutoff is None else probability_cutoff,
-        config.export.sliding_window_size if sliding_window_size is None else sliding_window_size,
-    )
-    try:
-        written = atomic_write_text(output_path, json.dumps(manifest, indent=2) + "\n")
-        if model_path.is_file():
-            # The atomic write's temp file is private (0600); the manifest is as readable as its model.
-            os.chmod(written, stat.S_IMODE(model_path.stat().st_mode))
-    except OSError as exc:
-        raise ExportError(
-            f"The manifest {output_path} could not be written ({exc.strerror or exc}). Check that the "
-            "folder exists and that you may write to it."
-        ) from exc
-    return manifest
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-def load_calibration(
-    config: MwwConfig,
-    checkpoint_path: str | os.PathLike[str],
-    calibration_path: str | os.PathLike[str] | None = None,
-) -> Calibration:
-    """Cutoff and window from `calibration_path`, else `<checkpoint folder>/calibration.json`, else config."""
-    if calibration_path is None:
-        path = Path(checkpoint_path).parent / CALIBRATION_FILE
-        if not path.is_file():
-            return Calibration(
-                config.export.probability_cutoff, config.export.sliding_window_size, "the config"
-            )
-    else:
-        path = Path(calibration_path)
-        if not path.is_file():
-            raise ExportError(
-                f"The calibration file {path} does not exist. Pass the calibration.json written by training "
-                "or evaluation, or leave out --calibration to use the config's probability_cutoff and "
-                "sliding_window_size."
-            )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(
-            f"The calibration file {path} is not readable JSON ({exc}). It should hold "
-            '{"probability_cutoff": 0.97, "sliding_window_size": 5}; fix or delete it.'
-        ) from exc
-    cutoff = data.get("probability_cutoff") if isinstance(data, dict) else None
-    window = data.get("sliding_window_size") if isinstance(data, dict) else None
-    cutoff_ok = isinstance(cutoff, int | float) and not isinstance(cutoff, bool) and 0 < cutoff < 1
-    window_ok = isinstance(window, int) and not isinstance(window, bool) and window >= 1
-    if not (cutoff_ok and window_ok):
-        raise ExportError(
-            f"The calibration file {path} must hold a probability_cutoff between 0 and 1 (exclusive) and "
-            f"an integer sliding_window_size >= 1, but it holds {json.dumps(data)[:120]}. Fix or delete it."
-        )
-    return Calibration(float(cutoff), int(window), str(path))
 
 
 # --------------------------------------------------------------------------- representative data
@@ -361,95 +199,6 @@ def representative_chunks(
     return [stream[None, start : start + stride] for start in range(0, stream.shape[0], stride)]
 
 
-# --------------------------------------------------------------------------- checkpoint
-
-
-def _h5_layout(path: Path) -> dict[str, tuple[int, ...]]:
-    """Shapes of the model weights in a Keras weights file (optimizer state, if saved, is ignored)."""
-    import h5py
-
-    layout: dict[str, tuple[int, ...]] = {}
-    with h5py.File(path, "r") as handle:
-
-        def visit(name: str, item: Any) -> None:
-            if isinstance(item, h5py.Dataset) and name.startswith("layers/"):
-                layout[name] = tuple(item.shape)
-
-        handle.visititems(visit)
-    return layout
-
-
-def _describe_model_cfg(config: MwwConfig) -> str:
-    m = config.model
-    return (
-        f"model.architecture '{m.architecture}', first_conv_filters {m.first_conv_filters}, "
-        f"first_conv_kernel_size {m.first_conv_kernel_size}, stride {m.stride}, pointwise_filters "
-        f"'{m.pointwise_filters}', mixconv_kernel_sizes '{m.mixconv_kernel_sizes}', repeat_in_block "
-        f"'{m.repeat_in_block}', residual_connection '{m.residual_connection}', clip_duration_ms "
-        f"{config.hardware.clip_duration_ms}"
-    )
-
-
-def load_checkpoint(checkpoint_path: str | os.PathLike[str], config: MwwConfig) -> Any:
-    """The non-streaming model of `config` with the checkpoint's weights; ExportError if they do not fit."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise ExportError(
-            f"The checkpoint {path} does not exist{' (it is a folder)' if path.is_dir() else ''}. Pass the "
-            f"{CHECKPOINT_SUFFIX} file written by mww-train, for example checkpoints/best_weights.weights.h5."
-        )
-    if not path.name.endswith(CHECKPOINT_SUFFIX):
-        raise ExportError(
-            f"The checkpoint {path} is not a Keras weights file: its name must end in {CHECKPOINT_SUFFIX}, "
-            "as the files mww-train writes do. Pass one of those."
-        )
-    try:
-        frames = training_input_frames(config.hardware, config.model)
-        model = build_model(config.model, (frames, MEL_BINS))
-    except ModelConfigError as exc:
-        raise ExportError(f"The model of this config cannot be exported: {exc}") from exc
-    try:
-        found = _h5_layout(path)
-    except (OSError, ValueError) as exc:
-        raise ExportError(
-            f"The checkpoint {path} is not a readable HDF5 weights file ({exc}). It is probably truncated or "
-            "corrupt (an interrupted copy or training run); use another checkpoint or train again."
-        ) from exc
-    with tempfile.TemporaryDirectory(prefix="mww-export-") as folder:
-        reference = Path(folder) / f"expected{CHECKPOINT_SUFFIX}"
-        model.save_weights(reference)
-        expected = _h5_layout(reference)
-    if found != expected:
-        missing = sorted(set(expected) - set(found))
-        extra = sorted(set(found) - set(expected))
-        shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-        if shapes:
-            key = shapes[0]
-            detail = (
-                f"weights {key} have shape {found[key]} in the checkpoint but {expected[key]} in the model"
-            )
-        elif missing:
-            detail = f"the checkpoint lacks weights the model has ({missing[0]})"
-        else:
-            detail = f"the checkpoint holds weights the model lacks ({extra[0]})"
-        raise ExportError(
-            f"The checkpoint {path} was saved from a different model than the config describes "
-            f"({_describe_model_cfg(config)}): {detail}. Export with the same config (and override) that "
-            "trained this checkpoint, or pick the checkpoint of this config."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.load_weights(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ExportError(
-            f"The checkpoint {path} could not be loaded into the model of this config "
-            f"({_describe_model_cfg(config)}): {str(exc).splitlines()[0]}. It was probably saved from a "
-            "different architecture; export with the config that trained it."
-        ) from exc
-    return model
-
-
 # --------------------------------------------------------------------------- conversion
 
 
@@ -503,7 +252,138 @@ def _quantization_error(
     return int(np.max(np.abs(got - expected)))
 
 
-# --------------------------------------------------------------------------- the export
+# --------------------------------------------------------------------------- the steps of an export
+
+
+def _check_model_name(model_name: str) -> None:
+    if not model_name or Path(model_name).name != model_name or model_name.startswith("."):
+        raise ExportError(
+            f"The model name {model_name!r} is not a plain file name. Pass a name like 'hey_computer' "
+            "(letters, digits, '_' or '-'); .tflite and .json are added to it."
+        )
+
+
+def _load_model(checkpoint: Path, config: MwwConfig) -> Any:
+    """The checkpoint in the config's non-streaming model; ExportError when it does not load."""
+    try:
+        return load_checkpoint(checkpoint, config)
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def _save_streaming(streaming: Any, folder: Path) -> Path:
+    """The streaming model as a SavedModel whose serving signature is one step."""
+    import tensorflow as tf
+
+    tf.saved_model.save(
+        streaming, str(folder), signatures={"serving_default": streaming.step.get_concrete_function()}
+    )
+    return folder
+
+
+def _calibration_chunks(
+    config: MwwConfig, representative_features: Sequence[np.ndarray] | None, say: Log
+) -> list[np.ndarray]:
+    """The representative dataset: the given features, else the training features, in stride chunks."""
+    stride = config.model.stride
+    clips = (
+        list(representative_features)
+        if representative_features is not None
+        else training_feature_clips(config, log=say)
+    )
+    chunks = representative_chunks(clips, stride)
+    say(f"calibrating int8 quantization on {len(chunks)} chunks of {stride} frames")
+    return chunks
+
+
+def _to_tflite(saved: Path, chunks: Sequence[np.ndarray] | None, quantize: bool, checkpoint: Path) -> bytes:
+    try:
+        return _convert(saved, chunks, quantize)
+    except Exception as exc:  # the converter raises many types; all mean the same to the user
+        raise ExportError(
+            f"The TFLite converter failed on the streaming model of {checkpoint} "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}). "
+            "This is a bug in the exporter for this architecture; report it with the config."
+        ) from exc
+
+
+def _verify(tflite: Path, manifest: Path, checkpoint: Path) -> VerificationResult:
+    """ESPHome's checks of the staged model and manifest; ExportError when any fails."""
+    verification = verify_model(tflite, manifest)
+    if not verification.ok:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in verification.failed)
+        raise ExportError(
+            f"The model exported from {checkpoint} fails the ESPHome checks ({failed}), so it was "
+            "not written. This is a bug in the exporter for this architecture; report it with the "
+            "config."
+        )
+    return verification
+
+
+def _stage(
+    staging: Path,
+    output: Path,
+    model: Any,
+    checkpoint: Path,
+    model_name: str,
+    config: MwwConfig,
+    calibration: Calibration,
+    *,
+    quantize: bool,
+    representative_features: Sequence[np.ndarray] | None,
+    say: Log,
+) -> ExportResult:
+    """Write the streaming SavedModel, the .tflite, its manifest and (int8) esphome.yaml into
+    `staging`, verified; returns the export as it will be once published into `output`."""
+    from mww.model.streaming import StreamingModel
+
+    stride = config.model.stride
+    streaming = StreamingModel(model, config.model)
+    saved = _save_streaming(streaming, staging / STREAMING_DIR)
+    chunks = _calibration_chunks(config, representative_features, say) if quantize else None
+    model_bytes = _to_tflite(saved, chunks, quantize, checkpoint)
+    tflite_name, manifest_name = f"{model_name}.tflite", f"{model_name}.json"
+    (staging / tflite_name).write_bytes(model_bytes)
+    measured = measure_arena(model_bytes, f"the converted model of {checkpoint}")
+    fixed = config.export.tensor_arena_size
+    arena = fixed if fixed > 0 else declared_arena_size(measured)
+    manifest = generate_manifest(
+        staging / tflite_name,
+        config,
+        staging / manifest_name,
+        tensor_arena_size=arena,
+        probability_cutoff=calibration.probability_cutoff,
+        sliding_window_size=calibration.sliding_window_size,
+    )
+    verification, error_steps, yaml = None, None, None
+    if quantize:  # a float debug model does not run on the device: not verified, no YAML block
+        assert chunks is not None
+        verification = _verify(staging / tflite_name, staging / manifest_name, checkpoint)
+        error_steps = _quantization_error(model_bytes, streaming, chunks, measured, stride)
+        yaml = write_esphome_yaml(staging / manifest_name, published_dir=output)
+    frames = int(model.input_shape[1])
+    return ExportResult(
+        tflite_path=output / tflite_name,
+        manifest_path=output / manifest_name,
+        streaming_dir=output / STREAMING_DIR,
+        quantized=quantize,
+        input_frames=frames,
+        receptive_field_frames=receptive_field_frames(config.model),
+        parameters=count_parameters(model),
+        macs_per_step=macs_per_step(config.model, frames),
+        ring_buffers=len(streaming_states(config.model, frames)),
+        model_size_bytes=len(model_bytes),
+        measured_arena=measured,
+        tensor_arena_size=arena,
+        calibration=calibration,
+        max_quantization_error_steps=error_steps,
+        esphome_yaml_path=output / yaml.name if yaml else None,
+        verification=verification,
+        manifest=manifest,
+    )
+
+
+# --------------------------------------------------------------------------- staging and publishing
 
 
 def _staging_dir(output_dir: Path) -> Path:
@@ -545,82 +425,29 @@ def convert_model_saved(
     model for debugging only: it does not satisfy the device contract and is not verified.
     Raises ExportError (one paragraph) for every bad input; nothing is left half-written.
     """
-    from mww.model.streaming import StreamingModel
-
     say = log or (lambda _message: None)
-    if not model_name or Path(model_name).name != model_name or model_name.startswith("."):
-        raise ExportError(
-            f"The model name {model_name!r} is not a plain file name. Pass a name like 'hey_computer' "
-            "(letters, digits, '_' or '-'); .tflite and .json are added to it."
-        )
+    _check_model_name(model_name)
     checkpoint = Path(checkpoint_path)
     output = Path(output_dir)
     calibration = load_calibration(config, checkpoint, calibration_path)
-    model = load_checkpoint(checkpoint, config)
-    frames = int(model.input_shape[1])
-    stride = config.model.stride
+    model = _load_model(checkpoint, config)
     staging = _staging_dir(output)
     try:
-        say(f"loaded {checkpoint}: {config.model.architecture}, input {frames}x{MEL_BINS}")
-        streaming = StreamingModel(model, config.model)
-        import tensorflow as tf
-
-        saved = staging / STREAMING_DIR
-        tf.saved_model.save(
-            streaming, str(saved), signatures={"serving_default": streaming.step.get_concrete_function()}
-        )
-        chunks = None
-        if quantize:
-            clips = (
-                list(representative_features)
-                if representative_features is not None
-                else training_feature_clips(config, log=say)
-            )
-            chunks = representative_chunks(clips, stride)
-            say(f"calibrating int8 quantization on {len(chunks)} chunks of {stride} frames")
-        try:
-            model_bytes = _convert(saved, chunks, quantize)
-        except Exception as exc:  # the converter raises many types; all mean the same to the user
-            raise ExportError(
-                f"The TFLite converter failed on the streaming model of {checkpoint} "
-                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}). "
-                "This is a bug in the exporter for this architecture; report it with the config."
-            ) from exc
-        tflite_name, manifest_name = f"{model_name}.tflite", f"{model_name}.json"
-        (staging / tflite_name).write_bytes(model_bytes)
-        measured = _measure_arena(model_bytes, f"the converted model of {checkpoint}")
-        arena = (
-            config.export.tensor_arena_size
-            if config.export.tensor_arena_size > 0
-            else declared_arena_size(measured)
-        )
-        manifest = generate_manifest(
-            staging / tflite_name,
+        say(f"loaded {checkpoint}: {config.model.architecture}, input {int(model.input_shape[1])}x{MEL_BINS}")
+        result = _stage(
+            staging,
+            output,
+            model,
+            checkpoint,
+            model_name,
             config,
-            staging / manifest_name,
-            tensor_arena_size=arena,
-            probability_cutoff=calibration.probability_cutoff,
-            sliding_window_size=calibration.sliding_window_size,
+            calibration,
+            quantize=quantize,
+            representative_features=representative_features,
+            say=say,
         )
-        verification = None
-        error_steps = None
-        if quantize:
-            verification = verify_model(staging / tflite_name, staging / manifest_name)
-            if not verification.ok:
-                failed = "; ".join(f"{c.name}: {c.detail}" for c in verification.failed)
-                raise ExportError(
-                    f"The model exported from {checkpoint} fails the ESPHome checks ({failed}), so it was "
-                    "not written. This is a bug in the exporter for this architecture; report it with the "
-                    "config."
-                )
-            assert chunks is not None
-            error_steps = _quantization_error(model_bytes, streaming, chunks, measured, stride)
-        from mww.export.esphome import write_esphome_yaml
-
-        names = [tflite_name, manifest_name]
-        if quantize:  # the micro_wake_word: block to paste; a float debug model does not run on the device
-            names.append(write_esphome_yaml(staging / manifest_name, published_dir=output).name)
-        _publish(staging, output, names)
+        published = [result.tflite_path, result.manifest_path, result.esphome_yaml_path]
+        _publish(staging, output, [path.name for path in published if path is not None])
     except OSError as exc:
         raise ExportError(
             f"Writing the export to {output} failed ({exc.strerror or exc}). Check the free space and the "
@@ -628,25 +455,6 @@ def convert_model_saved(
         ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = ExportResult(
-        tflite_path=output / tflite_name,
-        manifest_path=output / manifest_name,
-        streaming_dir=output / STREAMING_DIR,
-        quantized=quantize,
-        input_frames=frames,
-        receptive_field_frames=receptive_field_frames(config.model),
-        parameters=count_parameters(model),
-        macs_per_step=macs_per_step(config.model, frames),
-        ring_buffers=len(streaming_states(config.model, frames)),
-        model_size_bytes=len(model_bytes),
-        measured_arena=measured,
-        tensor_arena_size=arena,
-        calibration=calibration,
-        max_quantization_error_steps=error_steps,
-        esphome_yaml_path=output / names[2] if len(names) > 2 else None,
-        verification=verification,
-        manifest=manifest,
-    )
     for line in result.summary_lines():
         say(line)
     return result

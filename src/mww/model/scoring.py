@@ -2,7 +2,7 @@
 
 The streaming model is invoked after every `stride` new frames; its output after `n` invocations
 equals the non-streaming model on the last `input_frames` frames, `features[n*stride - T : n*stride]`
-(valid convolutions, see mww.model.builder). Invocations before the first full window are not scored.
+(valid convolutions, see mww.model.layers). Invocations before the first full window are not scored.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""Checkpoint selection and atomic checkpoint files.
+"""Checkpoints: their selection, their atomic files and loading one back into the config's model.
 
 Selection follows the config: while the minimized metric (e.g. ambient FA/h) is above its target,
 the checkpoint with the lowest value wins; once a checkpoint is at or below target, the highest
 maximized metric (e.g. average_viable_recall) among those within target wins.
 Exact ties go to the higher clip-level AUC, then to the earlier checkpoint.
+
+`load_checkpoint` rebuilds the non-streaming Keras model of a config and loads a .weights.h5 into
+it (export, evaluation and tuning all start from one); a missing, corrupt or mismatched checkpoint
+is a CheckpointError that says which.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,8 @@ from typing import Any
 
 from mww.atomic import atomic_write_json
 from mww.config.schema import MwwConfig, TrainingConfig
+from mww.device.constants import MEL_BINS
+from mww.errors import MwwError
 
 WEIGHTS_SUFFIX = ".weights.h5"
 BEST_NAME = "best_weights.weights.h5"
@@ -26,6 +33,13 @@ BEST_NAME = "best_weights.weights.h5"
 CALIBRATION_FILE = "calibration.json"
 SIDECAR_SUFFIX = ".json"
 TIE_BREAK_METRIC = "auc_roc"
+
+
+class CheckpointError(MwwError):
+    """A checkpoint that cannot be loaded, explained in one paragraph (file, likely cause, what to do)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
 
 
 @dataclass(frozen=True)
@@ -108,3 +122,105 @@ def write_checkpoint(
         sidecar.update(calibration)
     atomic_write_json(sidecar_path(target), sidecar)
     return target
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _h5_layout(path: Path) -> dict[str, tuple[int, ...]]:
+    """Shapes of the model weights in a Keras weights file (optimizer state, if saved, is ignored)."""
+    import h5py
+
+    layout: dict[str, tuple[int, ...]] = {}
+    with h5py.File(path, "r") as handle:
+
+        def visit(name: str, item: Any) -> None:
+            if isinstance(item, h5py.Dataset) and name.startswith("layers/"):
+                layout[name] = tuple(item.shape)
+
+        handle.visititems(visit)
+    return layout
+
+
+def _describe_model_cfg(config: MwwConfig) -> str:
+    m = config.model
+    return (
+        f"model.architecture '{m.architecture}', first_conv_filters {m.first_conv_filters}, "
+        f"first_conv_kernel_size {m.first_conv_kernel_size}, stride {m.stride}, pointwise_filters "
+        f"'{m.pointwise_filters}', mixconv_kernel_sizes '{m.mixconv_kernel_sizes}', repeat_in_block "
+        f"'{m.repeat_in_block}', residual_connection '{m.residual_connection}', clip_duration_ms "
+        f"{config.hardware.clip_duration_ms}"
+    )
+
+
+def _check_file(path: Path) -> None:
+    """The checkpoint must be an existing .weights.h5 file."""
+    if not path.is_file():
+        raise CheckpointError(
+            f"The checkpoint {path} does not exist{' (it is a folder)' if path.is_dir() else ''}. Pass the "
+            f"{WEIGHTS_SUFFIX} file written by mww-train, for example checkpoints/best_weights.weights.h5."
+        )
+    if not path.name.endswith(WEIGHTS_SUFFIX):
+        raise CheckpointError(
+            f"The checkpoint {path} is not a Keras weights file: its name must end in {WEIGHTS_SUFFIX}, "
+            "as the files mww-train writes do. Pass one of those."
+        )
+
+
+def _check_layout(path: Path, model: Any, config: MwwConfig) -> None:
+    """The checkpoint must hold the weights of `model`, shape for shape."""
+    try:
+        found = _h5_layout(path)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"The checkpoint {path} is not a readable HDF5 weights file ({exc}). It is probably truncated or "
+            "corrupt (an interrupted copy or training run); use another checkpoint or train again."
+        ) from exc
+    with tempfile.TemporaryDirectory(prefix="mww-checkpoint-") as folder:
+        reference = Path(folder) / f"expected{WEIGHTS_SUFFIX}"
+        model.save_weights(reference)
+        expected = _h5_layout(reference)
+    if found == expected:
+        return
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    if shapes:
+        key = shapes[0]
+        detail = f"weights {key} have shape {found[key]} in the checkpoint but {expected[key]} in the model"
+    elif missing:
+        detail = f"the checkpoint lacks weights the model has ({missing[0]})"
+    else:
+        detail = f"the checkpoint holds weights the model lacks ({extra[0]})"
+    raise CheckpointError(
+        f"The checkpoint {path} was saved from a different model than the config describes "
+        f"({_describe_model_cfg(config)}): {detail}. Use the same config (and override) that "
+        "trained this checkpoint, or pick the checkpoint of this config."
+    )
+
+
+def load_checkpoint(checkpoint_path: str | os.PathLike[str], config: MwwConfig) -> Any:
+    """The non-streaming model of `config` with the checkpoint's weights; CheckpointError if they do not
+    fit."""
+    from mww.model.builder import build_model
+    from mww.model.plan import ModelConfigError, training_input_frames
+
+    path = Path(checkpoint_path)
+    _check_file(path)
+    try:
+        frames = training_input_frames(config.hardware, config.model)
+        model = build_model(config.model, (frames, MEL_BINS))
+    except ModelConfigError as exc:
+        raise CheckpointError(f"The model of this config cannot be built: {exc}") from exc
+    _check_layout(path, model, config)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_weights(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"The checkpoint {path} could not be loaded into the model of this config "
+            f"({_describe_model_cfg(config)}): {str(exc).splitlines()[0]}. It was probably saved from a "
+            "different architecture; use the config that trained it."
+        ) from exc
+    return model

@@ -43,6 +43,7 @@ from mww.device.detection import (
     probabilities_to_uint8,
     rearm_invocations,
 )
+from mww.device.pymicro import check_rule, pymicro_count_sweep, pymicro_first_sweep
 
 # Above 0.99 (uint8 252) the device still tells two cutoffs apart, 253 and 254: stricter settings for a
 # model whose wake-word outputs sit at 255 (int(0.995 * 255) = 253, int(0.998 * 255) = 254).
@@ -451,6 +452,7 @@ def sweep_recall_fah(
     refractory_slices: int = DETECTION_REFRACTORY_SLICES,
     positives_armed_at_start: bool = False,
     check_duration: bool = True,
+    rule: str = "esphome",
 ) -> list[RecallFahCurve]:
     """Recall and FA/h for every window and cutoff, one curve per window.
 
@@ -458,6 +460,8 @@ def sweep_recall_fah(
     therefore need about a second of lead-in before the wake word, or ``positives_armed_at_start=True``
     to model a detector that has been listening for a while. Ambient recordings are streamed one by one
     and their events summed; `ambient_duration_hours` is their measured total duration.
+    ``rule="pymicro"`` counts with Home Assistant's detector instead (`mww.device.pymicro`: float mean,
+    no start-up suppression, no refractory period; the stride and arming settings do not apply).
     """
     positives = _streams(positive_streams, "positive_streams")
     ambient = _streams(ambient_streams, "ambient_streams")
@@ -465,6 +469,15 @@ def sweep_recall_fah(
     _check_streamed_duration(ambient, hours, stride, check_duration)
     grid, grid_u8 = _check_cutoffs(cutoffs)
     wins = list(windows)
+    if check_rule(rule) == "pymicro":
+        first = pymicro_first_sweep(positives, grid, wins)
+        ha_events = np.zeros((len(wins), grid.size), dtype=np.int64)
+        for stream in ambient:
+            ha_events += pymicro_count_sweep(stream, grid, wins)
+        return [
+            recall_fah_curve(first[:, wi, :] >= 0, ha_events[wi], hours, grid, window)
+            for wi, window in enumerate(wins)
+        ]
     first = first_detection_sweep(
         positives,
         grid_u8,

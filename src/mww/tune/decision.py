@@ -173,7 +173,7 @@ def check_search_ranges(tuning: AutoTuningConfig) -> None:
         raise AutoTuneError(
             f"auto_tuning.cutoff_min {tuning.cutoff_min} and cutoff_max {tuning.cutoff_max} hold no cutoff "
             f"the evaluation measures ({CUTOFF_GRID_TEXT}). Widen the range to hold at least one of them, "
-            "for example cutoff_min 0.05 and cutoff_max 0.998."
+            "for example cutoff_min 0.05 and cutoff_max 0.995."
         )
 
 

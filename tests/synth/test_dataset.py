@@ -1,4 +1,4 @@
-"""The demo dataset generator: layout, formats, determinism, held-out speakers, refusals and the CLI."""
+"""The demo dataset generator: layout, formats, determinism, held-out speakers, refusals, reuse, CLI."""
 
 from __future__ import annotations
 
@@ -18,16 +18,11 @@ from mww.cli.generate import main
 from mww.config.load import load_full_config
 from mww.data.ingest import ingest
 from mww.device.constants import SAMPLE_RATE_HZ
-from mww.synth import generate, tts
-from mww.synth.generate import (
-    GenerationCounts,
-    GenerationError,
-    OutputExistsError,
-    confusable_phrases,
-    contains_phrase,
-    generate_dataset,
-    negative_texts,
-)
+from mww.synth import request, tts
+from mww.synth.dataset import OutputExistsError, generate_dataset
+from mww.synth.jobs import BACKGROUND_CLIP_MS
+from mww.synth.metadata import GENERATOR_VERSION, stale_reason
+from mww.synth.request import GenerationCounts, GenerationError
 
 TINY = {
     "positives": 12,
@@ -98,7 +93,7 @@ def test_every_wav_is_device_format_with_sensible_lengths(tiny):
         elif kind == "negative":
             assert 1.0 <= seconds <= 3.0, path
         elif kind == "background":
-            assert seconds == pytest.approx(generate.BACKGROUND_CLIP_MS / 1000)
+            assert seconds == pytest.approx(BACKGROUND_CLIP_MS / 1000)
         elif kind == "rirs":
             assert np.argmax(np.abs(audio)) < 0.01 * SAMPLE_RATE_HZ  # the direct path comes first
             assert np.max(np.abs(audio)) > 0.95  # normalised
@@ -122,29 +117,6 @@ def test_held_out_speakers_are_listed_and_have_folders(tiny):
     assert all(v in tts.list_english_voices() for v in manifest["speakers"].values())
 
 
-def test_held_out_voices_take_whole_variants_about_a_fifth():
-    chosen = ["en+f1", "en-us+m2", "en+zac", "en-us+f1", "en-029+m2", "en-gb-x-rp+zac", "en+m3", "en-us+m3"]
-    chosen += [f"en-029+v{i}" for i in range(12)]  # 20 voices; variants in first-chosen order
-    held = generate.held_out_voices(chosen, 0.2)
-    assert held == chosen[-4:]  # the last four variants, one voice each, make 20 %
-    held = generate.held_out_voices(chosen[:8], 0.5)  # four variants of two voices each
-    assert sorted(held) == sorted(["en+zac", "en-gb-x-rp+zac", "en+m3", "en-us+m3"])
-    assert generate.held_out_voices(["en+f1", "en-us+f1"], 0.2) == []  # one variant: nothing to hold out
-    assert generate.held_out_voices(["en+f1", "en+m1"], 0.2) == ["en+m1"]
-
-
-def test_no_held_out_timbre_is_heard_in_training():
-    """With more speakers than variants, every accent of a held-out variant is held out."""
-    plan = generate._plan("hey computer", generate.GenerationCounts(300, 0, 0, 0, 0, 0.0, 300), seed=0)
-    variant = {folder: voice.partition("+")[2] for folder, voice in plan.speakers.items()}
-    held = {variant[f] for f in plan.held_out}
-    trained = {variant[f] for f in plan.speakers if f not in plan.held_out}
-    n_held, n_trained = len(plan.held_out), len(trained)
-    print(f"\n300 speakers: {n_held} held out ({len(held)} variants); {n_trained} variants in training")
-    assert held and not held & trained
-    assert 0.15 <= len(plan.held_out) / 300 <= 0.3
-
-
 def test_override_parses_with_absolute_paths(tiny):
     summary = tiny["a"]
     override = yaml.safe_load(summary.paths["override"].read_text())
@@ -165,60 +137,6 @@ def test_same_seed_same_bytes_different_seed_different(tiny):
     assert shared and not any(first[k] == other[k] for k in shared)
     manifest = (tiny["a"].output_dir / "generation.json").read_bytes()
     assert manifest == (tiny["again"].output_dir / "generation.json").read_bytes()
-
-
-def test_confusable_phrases_for_hey_computer():
-    phrases = confusable_phrases("hey computer", 12)
-    assert len(phrases) == 12 and len(set(phrases)) == 12
-    assert {"computer", "hey compute", "a computer"} <= set(phrases)
-    assert "hey computer" not in phrases
-
-    def one_consonant_apart(a: str, b: str) -> bool:
-        diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y] if len(a) == len(b) else []
-        return len(diff) == 1 and all(c not in "aeiou " for c in diff[0])
-
-    assert any(one_consonant_apart(p, "hey computer") for p in phrases)
-    assert any(p in ("hey commuter", "hey computor", "hey compuder") for p in phrases)
-    assert confusable_phrases("Hey, Computer!", 12) == phrases  # case and punctuation do not matter
-    assert confusable_phrases("hey computer", 3) == phrases[:3]
-
-
-def test_confusables_that_sound_like_the_wake_word_are_not_negatives():
-    candidates = confusable_phrases("hey computer", 2 * generate.HARD_NEGATIVE_PHRASES)
-    assert {"hey compuder", "hey conputer"} <= set(candidates)  # the spelling rules make them...
-    phrases = generate._audibly_distinct(candidates, "hey computer")  # ...the phonemes drop them
-    # In American speech "compuder" has the flap of "computer", and "conputer" its m: the same sound.
-    assert not {"hey compuder", "hey conputer"} & set(phrases)
-    assert {"hey combuter", "hey commuter", "hi computer", "hey compute"} <= set(phrases)
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "same"),
-    [
-        ("h'eI k@mpj'u:t#3", "h'eI k@mpj'u:d3", True),  # the American flap
-        ("h'eI k@mpj'u:t#3", "h'eI k@npj'u:t#3", True),  # a nasal takes the place of the next stop
-        ("'InpUt", "'ImpUt", True),
-        ("h'eI k@mpj'u:t#3", "h'eI k@mbj'u:t#3", False),  # p / b stay apart
-        ("h'eI k@mpj'u:t#3", "h'eI k@mj'u:t#3", False),
-        ("n'aIt", "m'aIt", False),  # a nasal before a vowel keeps its place
-    ],
-)
-def test_phonetic_key_merges_only_sounds_speech_does_not_keep_apart(a, b, same):
-    assert (generate._phonetic_key(a) == generate._phonetic_key(b)) is same
-
-
-@pytest.mark.parametrize("phrase", ["alexa", "ok nabu", "hey jarvis", "turn on the light"])
-def test_confusable_phrases_work_for_any_phrase(phrase):
-    phrases = confusable_phrases(phrase, 20)
-    assert phrases and len(phrases) <= 20
-    assert not any(contains_phrase(p, phrase) for p in phrases)
-
-
-def test_negative_texts_never_contain_the_wake_word():
-    texts = negative_texts(np.random.default_rng(0), 500, "hey computer")
-    assert len(set(texts)) > 400
-    assert not any(contains_phrase(t, "hey computer") for t in texts)
-    assert not any({"hey", "computer"} & set(t.lower().replace(",", "").split()) for t in texts)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +170,7 @@ def test_existing_dataset_is_refused_unless_overwrite(tmp_path):
 
 
 def test_cli_generates_and_prints_the_next_step(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(generate.SIZES, "small", MINIMAL)
+    monkeypatch.setitem(request.SIZES, "small", MINIMAL)
     out = tmp_path / "dataset"
     assert main(["--output", str(out), "--quiet", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
@@ -328,7 +246,7 @@ def test_reuse_keeps_a_current_dataset_untouched(tmp_path):
     for name in ("counts", "speakers", "held_out_speakers", "hard_negative_phrases", "paths"):
         assert getattr(again, name) == getattr(first, name), name
     manifest = json.loads((tmp_path / "generation.json").read_text())
-    assert manifest["generator_version"] == generate.GENERATOR_VERSION
+    assert manifest["generator_version"] == GENERATOR_VERSION
     assert manifest["tts_version"] == tts.package_version() != ""
 
 
@@ -346,10 +264,10 @@ def test_reuse_replaces_a_dataset_an_older_generator_made(tmp_path, edit, reason
     manifest = json.loads(manifest_path.read_text())
     manifest.update(edit)
     manifest_path.write_text(json.dumps({k: v for k, v in manifest.items() if v is not None}))
-    assert reason in generate.stale_reason(tmp_path, "hey computer", "small", 2, MINIMAL)
+    assert reason in stale_reason(tmp_path, "hey computer", "small", 2, MINIMAL)
     summary = generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2, reuse=True)
     assert not summary.reused and reason in summary.replaced
-    assert json.loads(manifest_path.read_text())["generator_version"] == generate.GENERATOR_VERSION
+    assert json.loads(manifest_path.read_text())["generator_version"] == GENERATOR_VERSION
 
 
 def test_reuse_replaces_a_dataset_made_for_another_request(tmp_path):
@@ -376,7 +294,7 @@ def test_reuse_never_replaces_files_the_generator_did_not_write(tmp_path):
 
 
 def test_cli_reuse_prints_what_it_did(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(generate.SIZES, "small", MINIMAL)
+    monkeypatch.setitem(request.SIZES, "small", MINIMAL)
     out = tmp_path / "dataset"
     argv = ["--output", str(out), "--quiet", "--reuse"]
     assert main(argv) == 0
@@ -404,6 +322,6 @@ def test_reuse_refuses_a_dataset_whose_generation_json_was_damaged(tmp_path):
     with pytest.raises(OutputExistsError, match="already holds dataset files"):
         generate_dataset(tmp_path, counts=MINIMAL, progress=False, workers=1, seed=2, reuse=True)
     manifest_path.write_text("{not json")
-    assert "holds no generation.json written by mww-generate" in generate.stale_reason(
+    assert "holds no generation.json written by mww-generate" in stale_reason(
         tmp_path, "hey computer", "small", 2, MINIMAL
     )

@@ -1,0 +1,167 @@
+"""Evaluating an exported model on any folders of recordings (`mww-evaluate --positives DIR --ambient
+DIR`): a user's own voice, their kitchen, a night of TV, with the same report, JSON and plots as a
+split of the dataset.
+
+Every positive recording is one utterance heard by a device that has been listening: it is streamed
+after one model input window of silence and before `TAIL_S` of it, through the device's own front end
+(a fresh instance per recording), so every moment of it is scored. Every ambient recording is one
+device start, streamed whole; false activations per hour are counted over their measured duration.
+Folders are walked like the dataset (`mww.data.ingest.discover`: linked folders followed, each real
+file once). Files must be what the device hears, 16 kHz mono 16-bit, unless `convert` resamples them.
+A positive recording with no sound in it (its peak below the config's silence threshold) is left out
+and named in the notes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mww.config.schema import MwwConfig
+from mww.data.ingest import discover, first_folder
+from mww.data.sources import EvalData
+from mww.device.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS
+from mww.device.features import frontend_uint16, uint16_to_float
+from mww.device.pymicro import check_rule
+from mww.device.runtime import read_device_pcm16
+from mww.evaluate.measure import Evaluation, Settings, measure
+from mww.evaluate.outputs import run_outputs, tflite_outputs_fn
+from mww.evaluate.report import write_outputs
+from mww.evaluate.run import EvaluateError, exported_model
+from mww.model.plan import training_input_frames
+
+TAIL_S = 1.0  # silence streamed after each positive recording: the device goes on listening
+_SAMPLES_PER_FRAME = SAMPLE_RATE_HZ * WINDOW_STEP_MS // 1000
+
+
+def _recordings(folder: Path, what: str, flag: str) -> list[Path]:
+    if not folder.is_dir():
+        raise EvaluateError(
+            f"The {what} folder {folder} does not exist or is not a folder. Pass {flag} with a folder of "
+            "WAV recordings (16 kHz mono 16-bit, or add --convert)."
+        )
+    files = discover(folder)
+    if not files:
+        raise EvaluateError(
+            f"No audio files were found under the {what} folder {folder}. Put WAV recordings there "
+            f"(subfolders are searched too), or pass another folder with {flag}."
+        )
+    return files
+
+
+def _peak_dbfs(pcm: np.ndarray) -> float:
+    peak = int(np.max(np.abs(pcm.astype(np.int32)))) if pcm.size else 0
+    return 20.0 * float(np.log10(peak / 32768.0)) if peak > 0 else float("-inf")
+
+
+def folder_eval_data(
+    positives_dir: str | os.PathLike[str],
+    ambient_dir: str | os.PathLike[str],
+    input_frames: int,
+    *,
+    convert: bool = False,
+    silence_dbfs: float = -60.0,
+) -> tuple[EvalData, list[str]]:
+    """The evaluation set of two folders, and notes on what was left out."""
+    pos_root, amb_root = Path(positives_dir), Path(ambient_dir)
+    positive_files = _recordings(pos_root, "positives", "--positives")
+    ambient_files = _recordings(amb_root, "ambient", "--ambient")
+    lead = np.zeros(input_frames * _SAMPLES_PER_FRAME, dtype=np.int16)
+    tail = np.zeros(int(TAIL_S * SAMPLE_RATE_HZ), dtype=np.int16)
+    streams, paths, speakers, notes = [], [], [], []
+    for path in positive_files:
+        pcm = read_device_pcm16(path, convert=convert)
+        peak = _peak_dbfs(pcm)
+        if peak < silence_dbfs:
+            notes.append(
+                f"left out {path}: it holds no sound (peak {peak:.1f} dBFS, below {silence_dbfs:g} dBFS), "
+                "so it cannot hold the wake word"
+            )
+            continue
+        streams.append(uint16_to_float(frontend_uint16(np.concatenate([lead, pcm, tail]))))
+        paths.append(path)
+        speakers.append(first_folder(path, pos_root) or pos_root.name)
+    if not streams:
+        raise EvaluateError(
+            f"None of the {len(positive_files)} recordings under {pos_root} holds any sound (every peak is "
+            f"below {silence_dbfs:g} dBFS). Record the wake word again, closer to the microphone."
+        )
+    ambient_pcm = [read_device_pcm16(p, convert=convert) for p in ambient_files]
+    durations = [pcm.size / SAMPLE_RATE_HZ for pcm in ambient_pcm]
+    data = EvalData(
+        windows=np.zeros((0, input_frames, streams[0].shape[1]), np.float32),
+        labels=np.zeros(0, np.float32),
+        kinds=[],
+        positive_streams=streams,
+        positive_paths=paths,
+        negative_streams=[],
+        hard_negative_streams=[],
+        ambient_streams=[uint16_to_float(frontend_uint16(pcm)) for pcm in ambient_pcm],
+        ambient_paths=list(ambient_files),
+        ambient_seconds=float(sum(durations)),
+        positive_speakers=speakers,
+        ambient_durations=durations,
+        negative_seconds=0.0,
+        stream_offsets_s={p: input_frames * WINDOW_STEP_MS / 1000.0 for p in paths},
+    )
+    return data, notes
+
+
+def evaluate_folders(
+    config: MwwConfig,
+    *,
+    tflite: str | os.PathLike[str] | None,
+    manifest: str | os.PathLike[str] | None,
+    positives: str | os.PathLike[str],
+    ambient: str | os.PathLike[str],
+    rule: str = "esphome",
+    convert: bool = False,
+    output_dir: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Evaluate an exported model (its cutoff and window from its manifest) on two folders of recordings."""
+    say = log or (lambda _message: None)
+    check_rule(rule)
+    stride = config.model.stride
+    model = exported_model(tflite, manifest, stride)
+    if model is None:
+        raise EvaluateError(
+            "Folder mode evaluates an exported model: pass --tflite MODEL.tflite (its manifest beside it, "
+            "or --manifest MODEL.json)."
+        )
+    input_frames = training_input_frames(config.hardware, config.model)
+    data, notes = folder_eval_data(
+        positives, ambient, input_frames, convert=convert, silence_dbfs=config.data.silence_threshold_dbfs
+    )
+    say(
+        f"evaluating {model.tflite_path} on {len(data.positive_streams)} positive recordings and "
+        f"{data.ambient_seconds / 60:.1f} min of ambient audio"
+    )
+    out = run_outputs(data, tflite_outputs_fn(model, input_frames))
+    where = f"the manifest {model.manifest_path}" if model.manifest_path else "the command line"
+    settings = Settings(model.probability_cutoff, model.sliding_window_size, where, rule)
+    measured = measure(
+        data,
+        out,
+        settings,
+        input_frames=input_frames,
+        stride=stride,
+        target_fah=config.training.target_minimization,
+    )
+    result = Evaluation(
+        model={
+            "kind": "tflite",
+            "path": str(model.tflite_path),
+            "input_frames": input_frames,
+            "stride": stride,
+        },
+        split=f"folders: positives {positives}, ambient {ambient}",
+        **measured,
+    )
+    result.notes += notes
+    if output_dir is not None:
+        result.files = write_outputs(result, Path(output_dir))
+    return result

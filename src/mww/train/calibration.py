@@ -1,0 +1,214 @@
+"""Choosing the cutoff and window a model ships with, so that it holds on audio it has not heard.
+
+The validation split decides the manifest's ``probability_cutoff`` and ``sliding_window_size``. Picking
+the best point of one noisy sweep overfits it: a cutoff that meets the FA/h target only exactly where it
+was measured, on a third of an hour of ambient audio, fires dozens of times an hour elsewhere. So a
+point is shipped only when:
+
+* it is a cutoff both runtimes can fire at (at most `MAX_SHIPPED_CUTOFF`) and a window of at least
+  `MIN_WINDOW` (one output alone is one noisy frame);
+* both runtimes' rules (the ESP32's integer sum and Home Assistant's float mean,
+  `mww.device.pymicro`) give the same events on the validation audio: the same false activations and
+  the same positives detected, so the manifest means one thing;
+* the FA/h target also holds `MARGIN_STEPS` grid steps below the chosen cutoff (a margin against the
+  next hour of audio being a little different);
+* the validation data can support it: at least `MIN_HOURS` of ambient audio (one false activation is
+  then at most 0.5 per hour) and `MIN_POSITIVES` positive clips, and the target is met.
+
+A choice that fails the last test is still reported, with the reasons, as ``supported: false``; the
+export then falls back to the config's cutoff and window and says so, rather than shipping a cutoff the
+data could not check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mww.device.detection import format_cutoff
+from mww.device.pymicro import MAX_SHIPPED_CUTOFF
+from mww.train.metrics import CALIBRATION_CUTOFFS, OperatingPoint, RecallFahCurve
+
+MIN_WINDOW = 3
+MARGIN_STEPS = 2
+MIN_HOURS = 2.0
+MIN_POSITIVES = 20
+
+
+@dataclass(frozen=True)
+class CalibrationChoice:
+    """The shipped operating point, whether the validation data supports it, and why not."""
+
+    point: OperatingPoint
+    supported: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+    candidates: int = 0  # points that passed the rule, window and margin tests
+
+    def to_dict(self) -> dict[str, Any]:
+        """What calibration.json records beside the cutoff and window."""
+        return {
+            "probability_cutoff": self.point.cutoff,
+            "sliding_window_size": self.point.window,
+            "recall": self.point.recall,
+            "fah": self.point.fah,
+            "meets_target": self.point.meets_target,
+            "supported": self.supported,
+            "reasons": list(self.reasons),
+        }
+
+
+def _by_window(curves: Sequence[RecallFahCurve]) -> dict[int, RecallFahCurve]:
+    return {c.window: c for c in curves}
+
+
+def _eligible(curve: RecallFahCurve, i: int, min_window: int) -> bool:
+    cutoff = float(curve.cutoffs[i])
+    return (
+        curve.window >= min_window
+        and cutoff <= MAX_SHIPPED_CUTOFF
+        and bool(np.isin(cutoff, CALIBRATION_CUTOFFS))
+    )
+
+
+def _rules_agree(esp: RecallFahCurve, ha: RecallFahCurve | None, i: int) -> bool:
+    if ha is None:
+        return False
+    return int(esp.ambient_events[i]) == int(ha.ambient_events[i]) and float(esp.recall[i]) == float(
+        ha.recall[i]
+    )
+
+
+def _margin_holds(curve: RecallFahCurve, i: int, target: float, steps: int) -> bool:
+    """The target also holds at the `steps` grid cutoffs below index i (none below: not held)."""
+    if i - steps < 0:
+        return False
+    return bool(np.all(curve.fah[i - steps : i] <= target))
+
+
+def _point(curve: RecallFahCurve, i: int, meets: bool) -> OperatingPoint:
+    return OperatingPoint(
+        window=curve.window,
+        cutoff=float(curve.cutoffs[i]),
+        cutoff_u8=int(curve.cutoffs_u8[i]),
+        recall=float(curve.recall[i]),
+        fah=float(curve.fah[i]),
+        ambient_events=int(curve.ambient_events[i]),
+        meets_target=meets,
+    )
+
+
+def calibrate(
+    esphome_curves: Sequence[RecallFahCurve],
+    pymicro_curves: Sequence[RecallFahCurve],
+    target_fah: float,
+    n_positives: int,
+    *,
+    min_window: int = MIN_WINDOW,
+    margin_steps: int = MARGIN_STEPS,
+    min_hours: float = MIN_HOURS,
+    min_positives: int = MIN_POSITIVES,
+) -> CalibrationChoice:
+    """The operating point to ship from sweeps of the same streams under both rules (same grid and
+    windows). Highest recall among the safe points within the target; ties go to the higher cutoff,
+    then the lower FA/h, then the smaller window. When no safe point meets the target, the safe point
+    with the lowest FA/h (then highest recall) is returned as not meeting it; when no point is safe at
+    all, the eligible point with the lowest FA/h under the ESP32's rule."""
+    target = float(target_fah)
+    ha = _by_window(pymicro_curves)
+    safe: list[tuple[RecallFahCurve, int]] = []
+    eligible: list[tuple[RecallFahCurve, int]] = []
+    for curve in esphome_curves:
+        for i in range(curve.cutoffs.size):
+            if not _eligible(curve, i, min_window):
+                continue
+            eligible.append((curve, i))
+            if _rules_agree(curve, ha.get(curve.window), i) and _margin_holds(curve, i, target, margin_steps):
+                safe.append((curve, i))
+    if not eligible:
+        raise ValueError(
+            f"no operating point to calibrate: the sweep needs windows of at least {min_window} and cutoffs "
+            f"up to {MAX_SHIPPED_CUTOFF}"
+        )
+    within = [(c, i) for c, i in safe if c.fah[i] <= target]
+    if within:
+        curve, i = max(
+            within,
+            key=lambda ci: (ci[0].recall[ci[1]], ci[0].cutoffs_u8[ci[1]], -ci[0].fah[ci[1]], -ci[0].window),
+        )
+        point = _point(curve, i, True)
+    else:
+        pool = safe or eligible
+        curve, i = min(
+            pool,
+            key=lambda ci: (ci[0].fah[ci[1]], -ci[0].recall[ci[1]], -ci[0].cutoffs_u8[ci[1]], ci[0].window),
+        )
+        point = _point(curve, i, False)
+    reasons = unsupported_reasons(
+        cutoff=point.cutoff,
+        window=point.window,
+        recall=point.recall,
+        fah=point.fah,
+        meets_target=point.meets_target,
+        hours=curve.duration_hours,
+        n_positives=n_positives,
+        target_fah=target,
+        any_safe=bool(safe),
+        min_hours=min_hours,
+        min_positives=min_positives,
+        min_window=min_window,
+    )
+    return CalibrationChoice(point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe))
+
+
+def unsupported_reasons(
+    *,
+    cutoff: float,
+    window: int,
+    recall: float,
+    fah: float,
+    meets_target: bool,
+    hours: float,
+    n_positives: int,
+    target_fah: float,
+    any_safe: bool = True,
+    min_hours: float = MIN_HOURS,
+    min_positives: int = MIN_POSITIVES,
+    min_window: int = MIN_WINDOW,
+) -> list[str]:
+    """Why the validation data cannot vouch for shipping this cutoff and window (empty: it can)."""
+    reasons = []
+    if hours < min_hours:
+        per_event = 1 / hours if hours > 0 else float("inf")
+        reasons.append(
+            f"the validation split holds {hours:.2f} h of ambient audio; at least {min_hours:g} h are needed "
+            f"before a false activation rate can be trusted (one event in {hours:.2f} h is already "
+            f"{per_event:.1f} FA/h)"
+        )
+    if n_positives < min_positives:
+        reasons.append(
+            f"the validation split holds {n_positives} positive clips; at least {min_positives} are needed"
+        )
+    if cutoff > MAX_SHIPPED_CUTOFF:
+        reasons.append(
+            f"cutoffs above {MAX_SHIPPED_CUTOFF} are never shipped (Home Assistant cannot fire there)"
+        )
+    if window < min_window:
+        reasons.append(
+            f"a window of {window} output(s) is one noisy moment; at least {min_window} are shipped"
+        )
+    if not any_safe:
+        reasons.append(
+            "no cutoff gave the same events under the ESP32's and Home Assistant's rules with the FA/h "
+            "target holding below it"
+        )
+    if not meets_target:
+        reasons.append(
+            f"no safe cutoff met the target of {target_fah:g} FA/h (the best, {format_cutoff(cutoff)} with "
+            f"window {window}, gave {fah:.2f} FA/h)"
+        )
+    if recall == 0.0:
+        reasons.append(f"no validation positive is detected at cutoff {format_cutoff(cutoff)}")
+    return reasons
