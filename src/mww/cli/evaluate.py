@@ -110,14 +110,10 @@ def _evaluate_folders(args: argparse.Namespace, config: MwwConfig, log: Any) -> 
         )
     return evaluate_folders(
         config,
-        tflite=args.tflite,
-        manifest=args.manifest,
         positives=args.positives,
         ambient=args.ambient,
-        rule=args.rule,
         convert=args.convert,
-        output_dir=args.output_dir,
-        log=log,
+        **_model_and_output(args, log),
     )
 
 
@@ -130,16 +126,23 @@ def _evaluate_split(args: argparse.Namespace, config: MwwConfig, log: Any) -> Ev
     return evaluate_model(
         config,
         checkpoint=args.checkpoint,
-        tflite=args.tflite,
-        manifest=args.manifest,
         split=args.split,
         analyze=args.analyze,
-        output_dir=args.output_dir,
         noise_snrs_db=NOISE_SNRS_DB if args.noise_snr is None else args.noise_snr,
         progress=not args.json and sys.stderr.isatty(),
-        log=log,
-        rule=args.rule,
+        **_model_and_output(args, log),
     )
+
+
+def _model_and_output(args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    """What both modes take alike: the exported model, the rule, where files go and the log."""
+    return {
+        "tflite": args.tflite,
+        "manifest": args.manifest,
+        "rule": args.rule,
+        "output_dir": args.output_dir,
+        "log": log,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -318,8 +318,9 @@ def simulate_device_detector(
 #     invocation at or after re-arming with a full window and a window sum above cutoff * window.
 
 
-def _moving_sums(p: np.ndarray, window: int) -> np.ndarray:
-    """Window sums ending at each invocation (last axis); -1 where fewer than `window` outputs exist."""
+def window_sums(p: np.ndarray, window: int) -> np.ndarray:
+    """Window sums ending at each invocation (last axis); -1 where fewer than `window` outputs exist
+    (ESPHome's detector here, pymicro-wakeword's in `mww.device.pymicro`)."""
     sums = np.full(p.shape, -1, dtype=np.int64)
     if p.shape[-1] >= window:
         zeros = np.zeros((*p.shape[:-1], 1), dtype=np.int64)
@@ -394,7 +395,7 @@ def detect(
     window = _check_int("window", window, 1)
     refractory = _check_int("refractory_slices", refractory_slices, 0)
     stride = _check_int("stride", stride, 1)
-    candidates = np.flatnonzero(_moving_sums(p, window) > c * window)
+    candidates = np.flatnonzero(window_sums(p, window) > c * window)
     lows = np.flatnonzero(p < c)
     return _scan_events(candidates, lows, c, window, refractory, stride, armed_at_start)
 
@@ -435,7 +436,7 @@ def count_detections_sweep(
         return counts
     lows = [np.flatnonzero(p < c) for c in cuts.tolist()]
     for wi, window in enumerate(wins):
-        sums = _moving_sums(p, window)
+        sums = window_sums(p, window)
         for ci, c in enumerate(cuts.tolist()):
             candidates = np.flatnonzero(sums > c * window)
             if candidates.size:
@@ -490,7 +491,7 @@ def first_detection_sweep(
         low_counts = np.cumsum(padded[:, None, :] < cuts[None, :, None], axis=2, dtype=np.int64)
         rearmed = (low_counts >= needed[None, :, None]) & inside[:, None, :]
         for wi, window in enumerate(wins):
-            sums = _moving_sums(padded, window)
+            sums = window_sums(padded, window)
             fired = rearmed & (sums[:, None, :] > (cuts * window)[None, :, None])
             result[idx, wi, :] = np.where(fired.any(axis=2), fired.argmax(axis=2), -1)
         start = stop

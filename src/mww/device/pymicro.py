@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mww.device.constants import OUTPUT_SCALE, OUTPUT_UINT8_MAX, STREAMING_STRIDE
-from mww.device.detection import cutoff_to_uint8, detect, probabilities_to_uint8
+from mww.device.detection import cutoff_to_uint8, detect, probabilities_to_uint8, window_sums
 
 RULES = ("esphome", "pymicro")
 # The highest cutoff both runtimes can fire at: pymicro-wakeword's mean of q/256 is at most 255/256.
@@ -61,16 +61,6 @@ def can_fire(cutoff: float, window: int, rule: str) -> bool:
     return window_sum_threshold(cutoff, window, rule) < OUTPUT_UINT8_MAX * int(window)
 
 
-def _window_sums(p: np.ndarray, window: int) -> np.ndarray:
-    """Sums of the last `window` outputs at each invocation (last axis); -1 before the window is full."""
-    sums = np.full(p.shape, -1, dtype=np.int64)
-    if p.shape[-1] >= window:
-        zeros = np.zeros((*p.shape[:-1], 1), dtype=np.int64)
-        cs = np.concatenate((zeros, np.cumsum(p, axis=-1, dtype=np.int64)), axis=-1)
-        sums[..., window - 1 :] = cs[..., window:] - cs[..., :-window]
-    return sums
-
-
 def _rising_edges(above: np.ndarray) -> np.ndarray:
     """Indices where a boolean condition turns true (last axis)."""
     before = np.zeros_like(above)
@@ -82,7 +72,7 @@ def pymicro_detect(probs: ArrayLike, cutoff: float, window: int) -> list[int]:
     """Invocations at which pymicro-wakeword's detection starts on one stream (its rising edges)."""
     p = probabilities_to_uint8(probs).astype(np.int64)
     threshold = window_sum_threshold(cutoff, window, "pymicro")
-    return np.flatnonzero(_rising_edges(_window_sums(p, int(window)) > threshold)).tolist()
+    return np.flatnonzero(_rising_edges(window_sums(p, int(window)) > threshold)).tolist()
 
 
 def detect_with_rule(
@@ -107,7 +97,7 @@ def pymicro_count_sweep(probs: ArrayLike, cutoffs: ArrayLike, windows: Sequence[
     grid = np.asarray(cutoffs, dtype=np.float64)
     counts = np.zeros((len(windows), grid.size), dtype=np.int64)
     for wi, window in enumerate(windows):
-        sums = _window_sums(p, int(window))
+        sums = window_sums(p, int(window))
         thresholds = np.array([window_sum_threshold(c, window, "pymicro") for c in grid.tolist()])
         above = sums[None, :] > thresholds[:, None]
         counts[wi] = _rising_edges(above).sum(axis=1)
@@ -124,7 +114,7 @@ def pymicro_first_sweep(
     for si, stream in enumerate(streams):
         p = probabilities_to_uint8(stream).astype(np.int64)
         for wi, window in enumerate(windows):
-            sums = _window_sums(p, int(window))
+            sums = window_sums(p, int(window))
             thresholds = np.array([window_sum_threshold(c, window, "pymicro") for c in grid.tolist()])
             above = sums[None, :] > thresholds[:, None]
             fired = above.any(axis=1)

@@ -146,39 +146,25 @@ def calibrate(
             key=lambda ci: (ci[0].fah[ci[1]], -ci[0].recall[ci[1]], -ci[0].cutoffs_u8[ci[1]], ci[0].window),
         )
         point = _point(curve, i, False)
-    reasons = unsupported_reasons(
-        cutoff=point.cutoff,
-        window=point.window,
-        recall=point.recall,
-        fah=point.fah,
-        meets_target=point.meets_target,
-        hours=curve.duration_hours,
-        n_positives=n_positives,
-        target_fah=target,
-        any_safe=bool(safe),
-        min_hours=min_hours,
-        min_positives=min_positives,
-        min_window=min_window,
-    )
+    limits = {"min_hours": min_hours, "min_positives": min_positives, "min_window": min_window}
+    reasons = unsupported_reasons(point, curve.duration_hours, n_positives, target, bool(safe), **limits)
     return CalibrationChoice(point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe))
 
 
 def unsupported_reasons(
-    *,
-    cutoff: float,
-    window: int,
-    recall: float,
-    fah: float,
-    meets_target: bool,
+    point: OperatingPoint,
     hours: float,
     n_positives: int,
     target_fah: float,
     any_safe: bool = True,
+    *,
     min_hours: float = MIN_HOURS,
     min_positives: int = MIN_POSITIVES,
     min_window: int = MIN_WINDOW,
 ) -> list[str]:
-    """Why the validation data cannot vouch for shipping this cutoff and window (empty: it can)."""
+    """Why the validation data (`hours` of audio for FA/h, `n_positives` clips) cannot vouch for
+    shipping `point` (empty: it can)."""
+    cutoff, window = point.cutoff, point.window
     reasons = []
     if hours < min_hours:
         per_event = 1 / hours if hours > 0 else float("inf")
@@ -204,11 +190,11 @@ def unsupported_reasons(
             "no cutoff gave the same events under the ESP32's and Home Assistant's rules with the FA/h "
             "target holding below it"
         )
-    if not meets_target:
+    if not point.meets_target:
         reasons.append(
             f"no safe cutoff met the target of {target_fah:g} FA/h (the best, {format_cutoff(cutoff)} with "
-            f"window {window}, gave {fah:.2f} FA/h)"
+            f"window {window}, gave {point.fah:.2f} FA/h)"
         )
-    if recall == 0.0:
+    if point.recall == 0.0:
         reasons.append(f"no validation positive is detected at cutoff {format_cutoff(cutoff)}")
     return reasons

@@ -17,9 +17,10 @@ from typing import Any
 from mww.atomic import atomic_write_json
 from mww.config.schema import AutoTuningConfig, MwwConfig
 from mww.data.sources import EvalData
-from mww.device.detection import format_cutoff
+from mww.device.detection import cutoff_to_uint8, format_cutoff
 from mww.train.calibration import unsupported_reasons
 from mww.train.checkpoints import CALIBRATION_FILE, config_hash, sidecar_path, write_checkpoint
+from mww.train.metrics import OperatingPoint
 from mww.tune.decision import Decision, Point, TuneState, TuneTarget
 from mww.tune.session import Session
 
@@ -56,16 +57,17 @@ def write_best(
     """tuned_weights.weights.h5 + sidecar, then calibration.json (what mww-export reads): the model's
     current weights, measured at `point` after a burst with the class weights of `state`."""
     validation = session.data.validation
-    reasons = unsupported_reasons(
-        cutoff=point.cutoff,
-        window=point.window,
-        recall=point.recall,
-        fah=point.fah,
-        meets_target=point.meets_fah(target),
-        hours=(validation.ambient_seconds + (validation.negative_seconds or 0.0)) / 3600.0,
-        n_positives=len(validation.positive_streams),
-        target_fah=target.fah,
+    shipped = OperatingPoint(
+        point.window,
+        point.cutoff,
+        cutoff_to_uint8(point.cutoff),
+        point.recall,
+        point.fah,
+        0,
+        point.meets_fah(target),
     )
+    hours = (validation.ambient_seconds + (validation.negative_seconds or 0.0)) / 3600.0
+    reasons = unsupported_reasons(shipped, hours, len(validation.positive_streams), target.fah)
     calibration = {
         "probability_cutoff": point.cutoff,
         "sliding_window_size": point.window,
