@@ -107,7 +107,8 @@ def test_generate_train_export_stream(trained):
 
 
 def test_checkpoint_and_tflite_evaluations_agree_within_the_reported_gap(trained):
-    """mww-evaluate on the checkpoint (--analyze) and on its export run the same int8 path."""
+    """mww-evaluate on the checkpoint (--analyze) and on its export run the same int8 path, and the int8
+    model decides as the float model does."""
     _, config, _, last, exported = trained
     keras = evaluate_model(config, checkpoint=last, analyze=True, split="test")
     tflite = evaluate_model(
@@ -133,7 +134,9 @@ def test_checkpoint_and_tflite_evaluations_agree_within_the_reported_gap(trained
         f"{diff['max']} steps; int8 recall in noise "
         + ", ".join(f"{r['recall']:.3f} at {r['snr_db']:g} dB" for r in tflite.noise)
     )
-    assert diff["mean"] <= 4.0
+    # Settled: the int8 model must make the float model's decisions (recall within 1 point, FA/h within
+    # 0.5 on the same audio); per-output uint8 differences are reported above, not asserted.
+    assert abs(gap["recall_gap"]) <= 0.01 and abs(gap["fah_gap"]) <= 0.5
     # the generated dataset has background audio: every test positive is also heard over it
     assert [r["clips"] for r in tflite.noise] == [tflite.counts["positives"]] * len(NOISE_SNRS_DB)
 
