@@ -25,7 +25,7 @@ def _calibration_file(tmp_path, **data):
 
 def test_an_unsupported_calibration_falls_back_to_the_config_with_a_warning(tmp_path):
     cfg = config_from_dict({})
-    reason = "the validation split holds 0.36 h of ambient audio; at least 2 h are needed"
+    reason = "the cutoff was chosen on 0.36 h of audio without the wake word; at least 2 h are needed"
     path = _calibration_file(tmp_path, supported=False, reasons=[reason])
     loaded = load_calibration(cfg, tmp_path / "x.weights.h5", path)
     print(f"shipped {loaded.probability_cutoff}/{loaded.sliding_window_size}: {loaded.warning}")

@@ -61,7 +61,7 @@ def test_short_validation_audio_is_reported_as_not_supported():
     choice, _, _ = choose(positives(250), amb, hours)
     print("reasons:", choice.reasons)
     assert not choice.supported
-    assert any("0.40 h of ambient audio" in r and "2 h" in r for r in choice.reasons)
+    assert any("0.40 h of audio without the wake word" in r and "2 h" in r for r in choice.reasons)
 
 
 def test_too_few_positives_are_reported():

@@ -169,13 +169,13 @@ def unsupported_reasons(
     if hours < min_hours:
         per_event = 1 / hours if hours > 0 else float("inf")
         reasons.append(
-            f"the validation split holds {hours:.2f} h of ambient audio; at least {min_hours:g} h are needed "
-            f"before a false activation rate can be trusted (one event in {hours:.2f} h is already "
-            f"{per_event:.1f} FA/h)"
+            f"the cutoff was chosen on {hours:.2f} h of audio without the wake word; at least "
+            f"{min_hours:g} h are needed before a false activation rate can be trusted (one event in "
+            f"{hours:.2f} h is already {per_event:.1f} FA/h)"
         )
     if n_positives < min_positives:
         reasons.append(
-            f"the validation split holds {n_positives} positive clips; at least {min_positives} are needed"
+            f"the cutoff was chosen on {n_positives} positive clips; at least {min_positives} are needed"
         )
     if cutoff > MAX_SHIPPED_CUTOFF:
         reasons.append(
@@ -196,5 +196,5 @@ def unsupported_reasons(
             f"window {window}, gave {point.fah:.2f} FA/h)"
         )
     if point.recall == 0.0:
-        reasons.append(f"no validation positive is detected at cutoff {format_cutoff(cutoff)}")
+        reasons.append(f"no positive clip is detected at cutoff {format_cutoff(cutoff)}")
     return reasons
