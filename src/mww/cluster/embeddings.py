@@ -315,55 +315,77 @@ def _embed_batch(
     return out
 
 
-def embed_files(
-    paths: Sequence[Path],
-    embedder: Embedder,
-    cache: EmbeddingCache | None = None,
-    batch_size: int = 32,
-    progress: bool = True,
-    loader: Callable[[Path], np.ndarray] = load_audio,
-) -> EmbeddingResult:
-    """Embed every file, reusing `cache` for contents seen before; unreadable files are skipped.
-
-    Files are hashed, the unknown contents decoded `batch_size * 8` at a time, sorted by length
-    and embedded `batch_size` at a time. New embeddings are flushed to the cache every
-    CACHE_FLUSH_EVERY files and at the end (also when interrupted).
-    """
-    skipped: list[tuple[Path, str]] = []
+def _hash_files(
+    paths: Sequence[Path], progress: bool
+) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """(path, content hash) per readable file, and (path, reason) per file that cannot be read."""
     hashed: list[tuple[Path, str]] = []
+    skipped: list[tuple[Path, str]] = []
     for path in tqdm(paths, desc="hashing", unit="file", disable=not progress or len(paths) < 2000):
         try:
             hashed.append((path, file_sha256(path)))
         except OSError as exc:
             skipped.append((path, f"unreadable: {exc.strerror or exc}"))
-    local: dict[str, np.ndarray] = {}
+    return hashed, skipped
+
+
+def _unknown_contents(
+    hashed: Sequence[tuple[Path, str]], cache: EmbeddingCache | None
+) -> list[tuple[Path, str]]:
+    """One (path, hash) per content that the cache does not hold yet, in the order first seen."""
     todo: list[tuple[Path, str]] = []
     seen: set[str] = set()
     for path, digest in hashed:
         if (cache is None or digest not in cache) and digest not in seen:
             todo.append((path, digest))
             seen.add(digest)
+    return todo
+
+
+def _decoded(
+    window: Sequence[tuple[Path, str]],
+    loader: Callable[[Path], np.ndarray],
+    failed: dict[str, str],
+    bar: tqdm,
+) -> list[tuple[str, np.ndarray]]:
+    """(hash, waveform) per file of `window` that decodes to samples, shortest first; the others go
+    to `failed` with the reason."""
+    decoded: list[tuple[str, np.ndarray]] = []
+    for path, digest in window:
+        try:
+            samples = loader(path)
+        except AudioError as exc:
+            failed[digest] = f"unreadable: {exc.detail}"
+            bar.update(1)
+            continue
+        if samples.size == 0:
+            failed[digest] = "empty: the file holds no samples"
+            bar.update(1)
+            continue
+        decoded.append((digest, prepare_waveform(samples)))
+    decoded.sort(key=lambda item: item[1].size)
+    return decoded
+
+
+def _embed_contents(
+    todo: Sequence[tuple[Path, str]],
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    batch_size: int,
+    progress: bool,
+    loader: Callable[[Path], np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+    """Embed the files of `todo`: the new embeddings by hash, the reason per hash that failed, and
+    how many clips went to the model. The cache gets every new embedding and is flushed every
+    CACHE_FLUSH_EVERY of them and at the end (also when interrupted)."""
+    local: dict[str, np.ndarray] = {}
     failed: dict[str, str] = {}
     computed = 0
     since_flush = 0
     bar = tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress)
     try:
         for window in _chunks(todo, batch_size * _DECODE_WINDOW):
-            decoded: list[tuple[str, np.ndarray]] = []
-            for path, digest in window:
-                try:
-                    samples = loader(path)
-                except AudioError as exc:
-                    failed[digest] = f"unreadable: {exc.detail}"
-                    bar.update(1)
-                    continue
-                if samples.size == 0:
-                    failed[digest] = "empty: the file holds no samples"
-                    bar.update(1)
-                    continue
-                decoded.append((digest, prepare_waveform(samples)))
-            decoded.sort(key=lambda item: item[1].size)
-            for batch in _chunks(decoded, batch_size):
+            for batch in _chunks(_decoded(window, loader, failed, bar), batch_size):
                 for digest, vector in _embed_batch(embedder, batch):
                     if isinstance(vector, str):
                         failed[digest] = vector
@@ -381,6 +403,19 @@ def embed_files(
         bar.close()
         if cache is not None:
             cache.compact()
+    return local, failed, computed
+
+
+def _result(
+    hashed: Sequence[tuple[Path, str]],
+    skipped: list[tuple[Path, str]],
+    local: dict[str, np.ndarray],
+    failed: dict[str, str],
+    cache: EmbeddingCache | None,
+    computed: int,
+) -> EmbeddingResult:
+    """The embeddings of the files that have one, in the order hashed (new ones from `local`, the
+    rest from the cache); the files whose content failed join `skipped`, sorted by path."""
     ok_paths: list[Path] = []
     ok_hashes: list[str] = []
     rows: list[np.ndarray] = []
@@ -402,3 +437,23 @@ def embed_files(
         computed=computed,
         reused=len(ok_paths) - sum(1 for d in ok_hashes if d in local),
     )
+
+
+def embed_files(
+    paths: Sequence[Path],
+    embedder: Embedder,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    loader: Callable[[Path], np.ndarray] = load_audio,
+) -> EmbeddingResult:
+    """Embed every file, reusing `cache` for contents seen before; unreadable files are skipped.
+
+    Files are hashed, the unknown contents decoded `batch_size * 8` at a time, sorted by length
+    and embedded `batch_size` at a time. New embeddings are flushed to the cache every
+    CACHE_FLUSH_EVERY files and at the end (also when interrupted).
+    """
+    hashed, skipped = _hash_files(paths, progress)
+    todo = _unknown_contents(hashed, cache)
+    local, failed, computed = _embed_contents(todo, embedder, cache, batch_size, progress, loader)
+    return _result(hashed, skipped, local, failed, cache, computed)

@@ -287,6 +287,120 @@ def positives_in_noise(
     }
 
 
+@dataclass
+class _ClipSets:
+    """The clips of one evaluation split that have features: their windows and streams, by kind."""
+
+    windows: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    positive_streams: list[np.ndarray] = field(default_factory=list)
+    positive_paths: list[Path] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    negative_streams: list[np.ndarray] = field(default_factory=list)
+    negative_paths: list[Path] = field(default_factory=list)
+    hard_negative_streams: list[np.ndarray] = field(default_factory=list)
+    hard_negative_paths: list[Path] = field(default_factory=list)
+    after: dict[str, list[int]] = field(default_factory=lambda: {kind: [] for kind in TRAIN_KINDS})
+    negative_seconds: float = 0.0
+    offsets: dict[Path, float] = field(default_factory=dict)
+
+    def add(self, clip: Clip, window: np.ndarray, stream: np.ndarray, held_s: float, after: int) -> None:
+        """One clip: its window, its stream, and the invocations its stream holds after the decision."""
+        self.after[clip.kind].append(after)
+        self.windows.append(window)
+        self.labels.append(LABELS[clip.kind])
+        self.kinds.append(clip.kind)
+        if clip.kind == "positive":
+            self.positive_streams.append(stream)
+            self.positive_paths.append(clip.path)
+            self.speakers.append(clip.speaker or "unknown")
+        elif clip.kind == "negative":
+            self.negative_streams.append(stream)
+            self.negative_paths.append(clip.path)
+            self.negative_seconds += held_s
+        else:
+            self.hard_negative_streams.append(stream)
+            self.hard_negative_paths.append(clip.path)
+
+
+def _whole_file_keys(
+    prepared: PreparedData, clips: Sequence[Clip], aug_cfg: AugmentationConfig
+) -> dict[Path, str]:
+    """The file features of each long negative: it is streamed whole from them, not as a recording."""
+    return {
+        c.path: prepared.features.keys[c.path]
+        for c in clips
+        if chunk_count(c.kind, c.duration_s, aug_cfg) > 1 and c.path in prepared.features.keys
+    }
+
+
+def _clip_sets(
+    config: MwwConfig, prepared: PreparedData, clips: list[Clip], input_frames: int, progress: bool
+) -> _ClipSets:
+    """Place every clip as training does and stream it as a device hears it; clips without
+    features (or shorter than one model input) are left out."""
+    workers = config.performance.resolved_num_workers()
+    aug_cfg = config.augmentation
+    whole_files = _whole_file_keys(prepared, clips, aug_cfg)
+    placed, store = _placed(config, clips, workers, progress)
+    as_made, as_made_store = _placed(
+        config, [c for c in clips if c.path not in whole_files], workers, progress, as_stream=True
+    )
+    # where each recording starts in its stream, once the lead is cut to one input window
+    recording_start_s = aug_cfg.augmentation_duration_s - _dropped_lead(aug_cfg, input_frames) * (
+        WINDOW_STEP_MS / 1000.0
+    )
+    sets = _ClipSets()
+    for clip in clips:
+        first = _first_variant(placed, store, clip.path, input_frames)
+        if first is None:
+            continue
+        placement, window = first
+        if clip.path in whole_files:  # stream it whole, not only its first piece
+            features = uint16_to_float(np.asarray(prepared.store.get(whole_files[clip.path])))
+            after = 0
+            held_s = max(0, features.shape[0] - input_frames) * WINDOW_STEP_MS / 1000.0  # what is scored
+        else:
+            made = _first_variant(as_made, as_made_store, clip.path, input_frames)
+            if made is None:
+                continue
+            recording, features = made
+            held_s = recording.length_s
+            after = _invocations_after_decision(
+                window.shape[0], placement, features.shape[0], recording, config.model.stride
+            )
+            sets.offsets[clip.path] = recording_start_s
+            features = clip_stream(features, aug_cfg, input_frames)
+        sets.add(clip, window[-input_frames:], features, held_s, after)
+    return sets
+
+
+def _assembled(
+    sets: _ClipSets, ambient: list[Clip], ambient_streams: list[np.ndarray], input_frames: int, width: int
+) -> EvalData:
+    """The evaluation set from the placed clips and the ambient recordings with their streams."""
+    return EvalData(
+        windows=np.stack(sets.windows) if sets.windows else np.zeros((0, input_frames, width), np.float32),
+        labels=np.asarray(sets.labels, dtype=np.float32),
+        kinds=sets.kinds,
+        positive_streams=sets.positive_streams,
+        positive_paths=sets.positive_paths,
+        negative_streams=sets.negative_streams,
+        hard_negative_streams=sets.hard_negative_streams,
+        ambient_streams=ambient_streams,
+        ambient_paths=[c.path for c in ambient],
+        ambient_seconds=float(sum(c.duration_s for c in ambient)),
+        negative_paths=sets.negative_paths,
+        hard_negative_paths=sets.hard_negative_paths,
+        positive_speakers=sets.speakers,
+        ambient_durations=[float(c.duration_s) for c in ambient],
+        silence_after=[n for kind in ("positive", "negative", "hard_negative") for n in sets.after[kind]],
+        negative_seconds=sets.negative_seconds,
+        stream_offsets_s=sets.offsets,
+    )
+
+
 def eval_data(
     config: MwwConfig, prepared: PreparedData, split: str, input_frames: int, progress: bool = False
 ) -> EvalData:
@@ -297,89 +411,13 @@ def eval_data(
     silence and all, since the device goes on listening after the wake word.
     """
     check_window(config, input_frames)
-    workers = config.performance.resolved_num_workers()
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
-    aug_cfg = config.augmentation
-    # A long negative is streamed whole from its file features; every other clip as a recording.
-    whole_files = {
-        c.path: prepared.features.keys[c.path]
-        for c in clips
-        if chunk_count(c.kind, c.duration_s, aug_cfg) > 1 and c.path in prepared.features.keys
-    }
-    placed, store = _placed(config, clips, workers, progress)
-    as_made, as_made_store = _placed(
-        config, [c for c in clips if c.path not in whole_files], workers, progress, as_stream=True
-    )
-    # where each recording starts in its stream, once the lead is cut to one input window
-    recording_start_s = aug_cfg.augmentation_duration_s - _dropped_lead(aug_cfg, input_frames) * (
-        WINDOW_STEP_MS / 1000.0
-    )
-    windows, labels, kinds, streams, positive_paths, speakers = [], [], [], [], [], []
-    negative_streams, hard_negative_streams, negative_paths, hard_negative_paths = [], [], [], []
-    after: dict[str, list[int]] = {kind: [] for kind in TRAIN_KINDS}
-    negative_seconds = 0.0
-    offsets: dict[Path, float] = {}
-    for clip in clips:
-        first = _first_variant(placed, store, clip.path, input_frames)
-        if first is None:
-            continue
-        placement, window = first
-        if clip.path in whole_files:  # stream it whole, not only its first piece
-            features = uint16_to_float(np.asarray(prepared.store.get(whole_files[clip.path])))
-            after[clip.kind].append(0)
-            held_s = max(0, features.shape[0] - input_frames) * WINDOW_STEP_MS / 1000.0  # what is scored
-        else:
-            made = _first_variant(as_made, as_made_store, clip.path, input_frames)
-            if made is None:
-                continue
-            recording, features = made
-            held_s = recording.length_s
-            after[clip.kind].append(
-                _invocations_after_decision(
-                    window.shape[0], placement, features.shape[0], recording, config.model.stride
-                )
-            )
-            offsets[clip.path] = recording_start_s
-            features = clip_stream(features, aug_cfg, input_frames)
-        windows.append(window[-input_frames:])
-        labels.append(LABELS[clip.kind])
-        kinds.append(clip.kind)
-        if clip.kind == "positive":
-            streams.append(features)
-            positive_paths.append(clip.path)
-            speakers.append(clip.speaker or "unknown")
-        elif clip.kind == "negative":
-            negative_streams.append(features)
-            negative_paths.append(clip.path)
-            negative_seconds += held_s
-        else:
-            hard_negative_streams.append(features)
-            hard_negative_paths.append(clip.path)
+    sets = _clip_sets(config, prepared, clips, input_frames, progress)
     ambient = _split(prepared, "ambient", split)
     ambient_streams = [
         uint16_to_float(np.asarray(prepared.store.get(prepared.features.keys[c.path]))) for c in ambient
     ]
-    return EvalData(
-        windows=np.stack(windows)
-        if windows
-        else np.zeros((0, input_frames, prepared.store.width), np.float32),
-        labels=np.asarray(labels, dtype=np.float32),
-        kinds=kinds,
-        positive_streams=streams,
-        positive_paths=positive_paths,
-        negative_streams=negative_streams,
-        hard_negative_streams=hard_negative_streams,
-        ambient_streams=ambient_streams,
-        ambient_paths=[c.path for c in ambient],
-        ambient_seconds=float(sum(c.duration_s for c in ambient)),
-        negative_paths=negative_paths,
-        hard_negative_paths=hard_negative_paths,
-        positive_speakers=speakers,
-        ambient_durations=[float(c.duration_s) for c in ambient],
-        silence_after=[n for kind in ("positive", "negative", "hard_negative") for n in after[kind]],
-        negative_seconds=negative_seconds,
-        stream_offsets_s=offsets,
-    )
+    return _assembled(sets, ambient, ambient_streams, input_frames, prepared.store.width)
 
 
 def build_training_data(config: MwwConfig, input_frames: int, progress: bool = True) -> TrainingData:

@@ -281,6 +281,100 @@ def _raised(weight: float, step: float, cap: float) -> float:
     return weight if weight >= cap else min(weight * step, cap)
 
 
+@dataclass(frozen=True)
+class _Step:
+    """The next action, as printed, and the class weights it changes."""
+
+    action: str  # one of ACTIONS
+    detail: str
+    mine: bool = False
+    weights: Mapping[str, float] = field(default_factory=dict)  # TuneState fields to set
+
+
+def _state_after(
+    state: TuneState, point: Point, start: Point, improved: bool, revert: bool, tuning: AutoTuningConfig
+) -> TuneState:
+    """The state once `point` is measured: the best, the front and the staleness updated; after a
+    drift, the class weights that led to the best and a lower learning rate."""
+    best = point if improved else state.best
+    assert best is not None
+    pw, hw = state.positive_weight, state.hard_negative_weight
+    scale = state.learning_rate_scale
+    if revert:
+        pw, hw = state.best_class_weights or (pw, hw)
+        scale *= tuning.drift_learning_rate_factor
+    return replace(
+        state,
+        iteration=state.iteration + 1,
+        start=start,
+        best=best,
+        front=pareto_front((*state.front, point)),
+        stale=0 if improved else state.stale + 1,
+        positive_weight=pw,
+        hard_negative_weight=hw,
+        learning_rate_scale=scale,
+        best_class_weights=(state.positive_weight, state.hard_negative_weight)
+        if improved
+        else state.best_class_weights,
+    )
+
+
+def _stop_reason(
+    best: Point, iteration: int, stale: int, target: TuneTarget, max_iterations: int, patience: int
+) -> str | None:
+    """Why tuning ends after this evaluation; None when it goes on."""
+    if best.meets(target):
+        return "stop: both targets met on the validation split"
+    if iteration >= max_iterations:
+        return f"stop: reached --max-iterations {max_iterations}"
+    if stale >= patience:
+        return f"stop: no better result in {patience} iteration(s) (--patience)"
+    return None
+
+
+def _next_step(
+    point: Point, start: Point, after: TuneState, helped: bool, tuning: AutoTuningConfig, target: TuneTarget
+) -> _Step:
+    """The next burst: the same again when the last one `helped`, else the class weight to raise."""
+    pw, hw = after.positive_weight, after.hard_negative_weight
+    mine = tuning.mining_max_samples > 0
+    mining = "mine hard negatives, " if mine else ""
+    if helped:
+        if not point.meets_fah(target):
+            detail = f"better, FA/h above target: {mining}same class weights, train on"
+            return _Step("mine" if mine else "train", detail, mine)
+        return _Step("train", "better, recall below target: same class weights, train on")
+    if not point.meets_fah(target):
+        recall_fell = point.recall < start.recall - tuning.recall_tolerance
+        if recall_fell and pw < tuning.max_positive_weight:
+            new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
+            detail = f"FA/h above target but recall fell: {mining}positive weight {pw:.4g} -> {new:.4g}"
+            return _Step("raise_positive", detail, mine, {"positive_weight": new})
+        if hw < tuning.max_hard_negative_weight:
+            new = _raised(hw, tuning.hard_negative_weight_step, tuning.max_hard_negative_weight)
+            detail = f"FA/h above target: {mining}hard-negative weight {hw:.4g} -> {new:.4g}"
+            return _Step("raise_hard_negative", detail, mine, {"hard_negative_weight": new})
+        detail = f"FA/h above target: {mining}hard-negative weight at its cap {hw:.4g}"
+        return _Step("mine" if mine else "train", detail, mine)
+    if pw < tuning.max_positive_weight:
+        new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
+        detail = f"recall below target: positive weight {pw:.4g} -> {new:.4g} (cutoff search goes lower)"
+        return _Step("raise_positive", detail, weights={"positive_weight": new})
+    return _Step("train", f"recall below target: positive weight at its cap {pw:.4g}, train on")
+
+
+def _decision(after: TuneState, step: _Step, improved: bool, revert: bool) -> Decision:
+    """The Decision for `step`; a burst after a drift says that it starts again from the best weights."""
+    going_back = revert and step.action != "stop"
+    detail = step.detail
+    if going_back:
+        detail += (
+            f"; back to the best weights (class weights positive {after.positive_weight:.4g}, "
+            f"hard negative {after.hard_negative_weight:.4g}), learning rate x{after.learning_rate_scale:.4g}"
+        )
+    return Decision(replace(after, **step.weights), step.action, detail, improved, step.mine, going_back)
+
+
 def decide(
     state: TuneState,
     point: Point,
@@ -304,66 +398,11 @@ def decide(
     fits = all(acceptable(point, r, tuning, target) for r in references)
     improved = state.best is None or (fits and score(point, target) > score(state.best, target))
     revert = not improved and not fits
-    best = point if improved else state.best
+    after = _state_after(state, point, start, improved, revert, tuning)
+    best = after.best
     assert best is not None
-    pw, hw = state.positive_weight, state.hard_negative_weight
-    scale = state.learning_rate_scale
-    if revert:
-        pw, hw = state.best_class_weights or (pw, hw)
-        scale *= tuning.drift_learning_rate_factor
-    after = replace(
-        state,
-        iteration=state.iteration + 1,
-        start=start,
-        best=best,
-        front=pareto_front((*state.front, point)),
-        stale=0 if improved else state.stale + 1,
-        positive_weight=pw,
-        hard_negative_weight=hw,
-        learning_rate_scale=scale,
-        best_class_weights=(state.positive_weight, state.hard_negative_weight)
-        if improved
-        else state.best_class_weights,
-    )
-
-    def decision(action: str, detail: str, mine: bool = False, **weights: float) -> Decision:
-        if action != "stop" and revert:
-            detail += (
-                f"; back to the best weights (class weights positive {pw:.4g}, hard negative {hw:.4g}), "
-                f"learning rate x{scale:.4g}"
-            )
-        return Decision(
-            replace(after, **weights), action, detail, improved, mine, revert and action != "stop"
-        )
-
-    if best.meets(target):
-        return decision("stop", "stop: both targets met on the validation split")
-    if state.iteration >= max_iterations:
-        return decision("stop", f"stop: reached --max-iterations {max_iterations}")
-    if after.stale >= patience:
-        return decision("stop", f"stop: no better result in {patience} iteration(s) (--patience)")
-
-    mine = tuning.mining_max_samples > 0
-    mining = "mine hard negatives, " if mine else ""
-    if improved and state.best is not None:  # the last burst helped: the same again
-        if not point.meets_fah(target):
-            detail = f"better, FA/h above target: {mining}same class weights, train on"
-            return decision("mine" if mine else "train", detail, mine)
-        return decision("train", "better, recall below target: same class weights, train on")
-    if not point.meets_fah(target):
-        recall_fell = point.recall < start.recall - tuning.recall_tolerance
-        if recall_fell and pw < tuning.max_positive_weight:
-            new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
-            detail = f"FA/h above target but recall fell: {mining}positive weight {pw:.4g} -> {new:.4g}"
-            return decision("raise_positive", detail, mine, positive_weight=new)
-        if hw < tuning.max_hard_negative_weight:
-            new = _raised(hw, tuning.hard_negative_weight_step, tuning.max_hard_negative_weight)
-            detail = f"FA/h above target: {mining}hard-negative weight {hw:.4g} -> {new:.4g}"
-            return decision("raise_hard_negative", detail, mine, hard_negative_weight=new)
-        detail = f"FA/h above target: {mining}hard-negative weight at its cap {hw:.4g}"
-        return decision("mine" if mine else "train", detail, mine)
-    if pw < tuning.max_positive_weight:
-        new = _raised(pw, tuning.positive_weight_step, tuning.max_positive_weight)
-        detail = f"recall below target: positive weight {pw:.4g} -> {new:.4g} (cutoff search goes lower)"
-        return decision("raise_positive", detail, positive_weight=new)
-    return decision("train", f"recall below target: positive weight at its cap {pw:.4g}, train on")
+    stop = _stop_reason(best, state.iteration, after.stale, target, max_iterations, patience)
+    if stop is not None:
+        return _decision(after, _Step("stop", stop), improved, revert)
+    helped = improved and state.best is not None
+    return _decision(after, _next_step(point, start, after, helped, tuning, target), improved, revert)
