@@ -59,18 +59,11 @@ import yaml
 
 from mww.cli import Parser, checked, run_command
 from mww.errors import MwwError
+from mww.synth.layout import OVERRIDE_KEYS, SUBFOLDERS
 
 PROG = "compare_reference"
 ROOT = Path(__file__).resolve().parents[1]
-DATASET_FOLDERS = ("positive", "negative", "hard_negative", "background", "rirs", "ambient")
-OVERRIDE_KEYS = {
-    "positive": "positive_dir",
-    "negative": "negative_dir",
-    "hard_negative": "hard_negative_dir",
-    "background": "background_dir",
-    "rirs": "rir_dir",
-    "ambient": "ambient_dir",
-}
+DATASET_FOLDERS = SUBFOLDERS  # the dataset layout, as mww-generate writes it
 REFERENCE_FILES = ("RECIPE.md", "gen_features.py", "training_parameters.yaml", "train.sh")
 BUDGETS_FAH = (0.5, 1.0, 2.0, 5.0, 10.0)
 MODEL_NAME = "wake_word"
