@@ -8,8 +8,8 @@ point is shipped only when:
 * it is a cutoff both runtimes can fire at (at most `MAX_SHIPPED_CUTOFF`) and a window of at least
   `MIN_WINDOW` (one output alone is one noisy frame);
 * both runtimes' rules (the ESP32's integer sum and Home Assistant's float mean,
-  `mww.device.pymicro`) give the same events on the validation audio: the same false activations and
-  the same positives detected, so the manifest means one thing;
+  `mww.device.pymicro`) give the same events on the validation audio: the same number of false
+  activations and of positives detected, so the manifest means one thing;
 * the FA/h target also holds `MARGIN_STEPS` grid steps below the chosen cutoff (a margin against the
   next hour of audio being a little different);
 * the validation data can support it: at least `MIN_HOURS` of ambient audio (one false activation is
