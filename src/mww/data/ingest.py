@@ -112,8 +112,7 @@ def discover(folder: Path) -> list[Path]:
         seen_dirs.add((stat.st_dev, stat.st_ino))
         dirs.sort()
         here = Path(root)
-        names = sorted(files) + [d for d in dirs if (here / d).is_symlink() and not (here / d).exists()]
-        for name in names:
+        for name in sorted(files):  # a link that points nowhere is listed here, never as a folder
             path = here / name
             if name.startswith("."):
                 continue
