@@ -91,15 +91,18 @@ def detect_with_rule(
     return pymicro_detect(probs, cutoff, window)
 
 
+def _thresholds(grid: np.ndarray, window: int) -> np.ndarray:
+    """pymicro-wakeword's window-sum threshold at every cutoff of `grid`."""
+    return np.array([window_sum_threshold(c, window, "pymicro") for c in grid.tolist()])
+
+
 def pymicro_count_sweep(probs: ArrayLike, cutoffs: ArrayLike, windows: Sequence[int]) -> np.ndarray:
     """pymicro-wakeword's events on one stream for every (window, cutoff): int64 [windows, cutoffs]."""
     p = probabilities_to_uint8(probs).astype(np.int64)
     grid = np.asarray(cutoffs, dtype=np.float64)
     counts = np.zeros((len(windows), grid.size), dtype=np.int64)
     for wi, window in enumerate(windows):
-        sums = window_sums(p, int(window))
-        thresholds = np.array([window_sum_threshold(c, window, "pymicro") for c in grid.tolist()])
-        above = sums[None, :] > thresholds[:, None]
+        above = window_sums(p, int(window))[None, :] > _thresholds(grid, window)[:, None]
         counts[wi] = _rising_edges(above).sum(axis=1)
     return counts
 
@@ -110,15 +113,13 @@ def pymicro_first_sweep(
     """First pymicro-wakeword detection of each stream for every (window, cutoff), -1 where none:
     int64 [n_streams, n_windows, n_cutoffs]."""
     grid = np.asarray(cutoffs, dtype=np.float64)
+    thresholds = [_thresholds(grid, window) for window in windows]  # once, not per stream
     result = np.full((len(streams), len(windows), grid.size), -1, dtype=np.int64)
     for si, stream in enumerate(streams):
         p = probabilities_to_uint8(stream).astype(np.int64)
         for wi, window in enumerate(windows):
-            sums = window_sums(p, int(window))
-            thresholds = np.array([window_sum_threshold(c, window, "pymicro") for c in grid.tolist()])
-            above = sums[None, :] > thresholds[:, None]
-            fired = above.any(axis=1)
-            result[si, wi] = np.where(fired, above.argmax(axis=1), -1)
+            above = window_sums(p, int(window))[None, :] > thresholds[wi][:, None]
+            result[si, wi] = np.where(above.any(axis=1), above.argmax(axis=1), -1)
     return result
 
 
