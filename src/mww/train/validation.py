@@ -62,7 +62,8 @@ def validation_metrics(
         target_fah=config.training.target_minimization,
         cutoff=config.export.probability_cutoff,
         window=config.export.sliding_window_size,
-        operating_point_windows=OPERATING_POINT_WINDOWS,
+        # Its operating point over one window only: `_calibrated` sweeps every window (both rules)
+        # and replaces it.
         cutoffs=CALIBRATION_CUTOFFS,
         stride=stride,
         positives_armed_at_start=True,  # a positive clip is one utterance, not a device start-up
