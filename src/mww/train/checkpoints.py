@@ -110,13 +110,19 @@ def write_checkpoint(
     config: MwwConfig,
     calibration: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Weights plus a JSON sidecar (step, metrics, config hash, calibrated cutoff and window)."""
+    """Weights plus a JSON sidecar (step, metrics, config hash, architecture and input length, calibrated
+    cutoff and window)."""
+    from mww.model.plan import training_input_frames
+
     target = save_weights_atomic(model, path)
     sidecar = {
         "step": step,
         "metrics": dict(metrics),
         "config_hash": config_hash(config),
         "architecture": config.model.architecture,
+        # what `mww-train --init-from` checks before starting from this checkpoint
+        "input_frames": training_input_frames(config.hardware, config.model),
+        "clip_duration_ms": config.hardware.clip_duration_ms,
     }
     if calibration:
         sidecar.update(calibration)
@@ -142,7 +148,8 @@ def _h5_layout(path: Path) -> dict[str, tuple[int, ...]]:
     return layout
 
 
-def _describe_model_cfg(config: MwwConfig) -> str:
+def describe_model_config(config: MwwConfig) -> str:
+    """The model keys of `config` (and the clip duration), as a refusal names them."""
     m = config.model
     return (
         f"model.architecture '{m.architecture}', first_conv_filters {m.first_conv_filters}, "
@@ -153,7 +160,7 @@ def _describe_model_cfg(config: MwwConfig) -> str:
     )
 
 
-def _check_file(path: Path) -> None:
+def check_weights_file(path: Path) -> None:
     """The checkpoint must be an existing .weights.h5 file."""
     if not path.is_file():
         raise CheckpointError(
@@ -167,8 +174,14 @@ def _check_file(path: Path) -> None:
         )
 
 
-def _check_layout(path: Path, model: Any, config: MwwConfig) -> None:
-    """The checkpoint must hold the weights of `model`, shape for shape."""
+def check_weights_fit(
+    path: Path,
+    model: Any,
+    config: MwwConfig,
+    advice: str = "Use the same config (and override) that trained this checkpoint, or pick the checkpoint "
+    "of this config.",
+) -> None:
+    """The checkpoint must hold the weights of `model`, shape for shape; `advice` ends the refusal."""
     try:
         found = _h5_layout(path)
     except (OSError, ValueError) as exc:
@@ -194,8 +207,7 @@ def _check_layout(path: Path, model: Any, config: MwwConfig) -> None:
         detail = f"the checkpoint holds weights the model lacks ({extra[0]})"
     raise CheckpointError(
         f"The checkpoint {path} was saved from a different model than the config describes "
-        f"({_describe_model_cfg(config)}): {detail}. Use the same config (and override) that "
-        "trained this checkpoint, or pick the checkpoint of this config."
+        f"({describe_model_config(config)}): {detail}. {advice}"
     )
 
 
@@ -206,13 +218,13 @@ def load_checkpoint(checkpoint_path: str | os.PathLike[str], config: MwwConfig) 
     from mww.model.plan import ModelConfigError, training_input_frames
 
     path = Path(checkpoint_path)
-    _check_file(path)
+    check_weights_file(path)
     try:
         frames = training_input_frames(config.hardware, config.model)
         model = build_model(config.model, (frames, MEL_BINS))
     except ModelConfigError as exc:
         raise CheckpointError(f"The model of this config cannot be built: {exc}") from exc
-    _check_layout(path, model, config)
+    check_weights_fit(path, model, config)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -220,7 +232,7 @@ def load_checkpoint(checkpoint_path: str | os.PathLike[str], config: MwwConfig) 
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointError(
             f"The checkpoint {path} could not be loaded into the model of this config "
-            f"({_describe_model_cfg(config)}): {str(exc).splitlines()[0]}. It was probably saved from a "
+            f"({describe_model_config(config)}): {str(exc).splitlines()[0]}. It was probably saved from a "
             "different architecture; use the config that trained it."
         ) from exc
     return model

@@ -31,6 +31,7 @@ from mww.model.scoring import StreamScorer
 from mww.model.streaming import sequence_scorer
 from mww.train.checkpoints import BEST_NAME
 from mww.train.errors import TrainError
+from mww.train.fine_tune import check_initial_checkpoint, load_initial_weights
 from mww.train.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
 from mww.train.resume import load_resume, resume_dir, save_resume
 from mww.train.runlog import RunLog, progress_line, tensorboard_writer, validation_table, write_scalars
@@ -161,8 +162,15 @@ class _Run:
 class Trainer:
     """`Trainer(config).train(resume=False)`: the whole training stage of one config."""
 
-    def __init__(self, config: MwwConfig, progress: bool = True, out: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        config: MwwConfig,
+        progress: bool = True,
+        out: TextIO | None = None,
+        init_from: str | Path | None = None,
+    ) -> None:
         self.config = config
+        self.init_from = init_from  # a trained checkpoint to start from (mww.train.fine_tune)
         self.progress = progress
         self.out = out or sys.stdout
         self.input_frames = training_input_frames(config.hardware, config.model)
@@ -245,6 +253,7 @@ class Trainer:
             f"mww-train: {cfg.model.architecture}, input {self.input_frames} frames, {t.num_phases} "
             f"phase(s), {t.total_steps} steps, batch {t.batch_size}"
         )
+        initial = None if self.init_from is None else check_initial_checkpoint(self.init_from, cfg)
         data = build_training_data(cfg, self.input_frames, progress=self.progress)
         log.line(
             "training examples: "
@@ -254,6 +263,9 @@ class Trainer:
         )
         keras.utils.set_random_seed(t.seed)
         model = build_model(cfg.model, (self.input_frames, MEL_BINS))
+        if initial is not None:  # before the moving average, which starts at the model's weights
+            load_initial_weights(model, initial)
+            log.line(f"starting from {initial.path}" + (f" (step {initial.step})" if initial.step else ""))
         optimizer = keras.optimizers.Adam(learning_rate=t.learning_rates[0])
         average = weight_average_for(model.trainable_variables, t.ema_decay)
         averaged = f"; validating and saving the weights' moving average (decay {t.ema_decay})"
