@@ -169,6 +169,32 @@ def test_recommended_point_is_the_highest_recall_within_target_then_the_highest_
     assert rec["fah"] <= 200.0
 
 
+def test_recommended_point_is_calibrated_on_the_noisy_copies_too():
+    """Copies of the positives in noise peak at 150/256: the recommended cutoff comes down far enough to
+    hear them (7 of 8 clips), while the clean sweep and recall at the evaluated settings stay the clean
+    clips' own."""
+    data, out = hand_built()
+    for stream in out.all():
+        stream[stream == 10] = 0
+    noisy = [bump(50, [25], high=150, low=0) for _ in range(4)]
+    clean = measure(data, out, Settings(0.5, 1, "t"), input_frames=FRAMES, stride=STRIDE, target_fah=200.0)
+    m = measure(
+        data,
+        out,
+        Settings(0.5, 1, "t"),
+        input_frames=FRAMES,
+        stride=STRIDE,
+        target_fah=200.0,
+        noisy_positives=noisy,
+    )
+    rec = m["recommended"]
+    print(f"\nclean only: cutoff {clean['recommended']['probability_cutoff']}, with noisy copies: {rec}")
+    assert rec["noisy_positives"] == 4 and clean["recommended"]["noisy_positives"] == 0
+    assert rec["probability_cutoff"] < 150 / 256 < clean["recommended"]["probability_cutoff"]
+    assert rec["recall"] == pytest.approx(7 / 8)
+    assert m["sweep"] == clean["sweep"] and m["at_settings"] == clean["at_settings"]
+
+
 def test_negative_clips_are_heard_armed_after_the_lead_in():
     """A negative clip that is high from its first output fires (the lead-in re-armed the detector)."""
     data, out = hand_built()

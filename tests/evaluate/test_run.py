@@ -14,7 +14,7 @@ from mww.data.prepare import prepare_data
 from mww.data.sources import NOISE_SNRS_DB, eval_data
 from mww.device.detection import detected_in
 from mww.evaluate.measure import Settings
-from mww.evaluate.run import EvaluateError, evaluate_model, recall_in_noise
+from mww.evaluate.run import EvaluateError, evaluate_model, positives_in_noise_streams, recall_in_noise
 from tests.conftest import build_dataset, make_config, write
 from tests.evaluate.test_measure import FRAMES, STRIDE, bump
 
@@ -92,9 +92,8 @@ def test_recall_in_noise_scores_the_noisy_positives_at_the_evaluated_settings(to
         return [bump(60, [10] if f else []) for f in fires]
 
     settings = Settings(0.5, 3, "test")
-    rows, note = recall_in_noise(
-        cfg, prepared, data, "test", settings, outputs, [30.0, 0.0], input_frames=FRAMES
-    )
+    noisy, note = positives_in_noise_streams(cfg, prepared, data, "test", [30.0, 0.0], input_frames=FRAMES)
+    rows = recall_in_noise({snr: outputs(streams) for snr, streams in noisy.items()}, settings, STRIDE)
     assert note is None and scored == [4, 4]
     assert [(r["snr_db"], r["clips"], r["detected"], r["recall"]) for r in rows] == [
         (30.0, 4, 0, 0.0),
@@ -102,10 +101,7 @@ def test_recall_in_noise_scores_the_noisy_positives_at_the_evaluated_settings(to
     ]
     fired = detected_in(outputs(clean), 0.5, 3, stride=STRIDE, armed_at_start=True)
     assert sum(fired) == 4  # the stand-in does fire on clean clips
-    assert recall_in_noise(cfg, prepared, data, "test", settings, outputs, [], input_frames=FRAMES) == (
-        [],
-        None,
-    )
+    assert positives_in_noise_streams(cfg, prepared, data, "test", [], input_frames=FRAMES) == ({}, None)
 
 
 def test_recall_in_noise_without_background_audio_is_a_note(tone_dataset, official_model, tmp_path):

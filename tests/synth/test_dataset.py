@@ -325,3 +325,13 @@ def test_reuse_refuses_a_dataset_whose_generation_json_was_damaged(tmp_path):
     assert "holds no generation.json written by mww-generate" in stale_reason(
         tmp_path, "hey computer", "small", 2, MINIMAL
     )
+
+
+def test_every_size_gives_the_validation_split_enough_ambient_audio_to_calibrate() -> None:
+    """Ambient files alternate between validation and test, so each split gets half of them."""
+    from mww.synth.request import SIZES
+    from mww.train.calibration import MIN_HOURS
+
+    for name, counts in SIZES.items():
+        print(f"{name}: {counts.ambient_seconds / 3600:.1f} h ambient, {MIN_HOURS} h needed per split")
+        assert counts.ambient_seconds / 2 / 3600 >= MIN_HOURS

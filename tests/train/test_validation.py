@@ -66,3 +66,21 @@ def test_selection_keeps_the_best_and_the_lowest_fah_and_survives_a_resume():
     state = json.loads(json.dumps(selection.to_state()))
     assert list(state) == ["best", "best_fah", "history"]
     assert Selection.from_state(state) == selection
+
+
+def test_selection_follows_the_smoothed_trend_not_one_lucky_validation():
+    """One validation at 0.95 between two at 0.5 loses to a steady stretch at 0.8 when three are
+    averaged; compared one at a time (smoothing 1) it wins."""
+    recalls = [0.5, 0.95, 0.5, 0.8, 0.8, 0.8]
+
+    def best_step(smoothing: int) -> int:
+        training = config_from_dict({"training": {"selection_smoothing": smoothing}}).training
+        selection = Selection()
+        for i, recall in enumerate(recalls):
+            record = {"ambient_false_positives_per_hour": 0.0, "average_viable_recall": recall}
+            selection.add(10 * (i + 1), record, training)
+        assert selection.best.metrics["average_viable_recall"] == recalls[selection.best.step // 10 - 1]
+        return selection.best.step
+
+    print(f"\nrecall per validation {recalls}: best step {best_step(3)} (smoothed), {best_step(1)} (not)")
+    assert best_step(3) == 60 and best_step(1) == 20

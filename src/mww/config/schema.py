@@ -96,6 +96,9 @@ HIGHER_IS_BETTER_METRICS = (
     "accuracy",
 )
 CLUSTERING_METHODS = ("agglomerative", "threshold")
+# What a precomputed feature set is used for: training negatives, ambient audio for FA/h, or both.
+FEATURE_SET_ROLES = ("training", "ambient", "both")
+FEATURE_SET_TRUNCATIONS = ("random", "end")
 AUGMENTATION_NAMES = (
     "SevenBandParametricEQ",
     "TanhDistortion",
@@ -178,9 +181,22 @@ class PathsConfig:
     background_dir: Path = setting(Path("./dataset/background"))
     rir_dir: Path = setting(Path("./dataset/rirs"))
     ambient_dir: Path = setting(Path("./dataset/ambient"))
+    false_wake_dir: Path = setting(Path("./dataset/false_wakes"))  # recordings that woke the device
     processed_dir: Path = setting(Path("./data/processed"))
     checkpoint_dir: Path = setting(Path("./checkpoints"))
     export_dir: Path = setting(Path("./models/exported"))
+
+
+@dataclass
+class FeatureSetConfig:
+    """One precomputed feature set: `<path>/{training,validation_ambient,testing_ambient}/*_mmap`
+    folders of uint16 spectrograms (mww.data.feature_sets). Every entry needs `path`."""
+
+    path: Path = field(metadata={})
+    sampling_weight: float = setting(1.0, min=0)  # share in a batch, beside the dataset's sources
+    class_weight: float | None = setting(None, min=0)  # null: training.negative_class_weight
+    truncation: str = setting("random", choices=FEATURE_SET_TRUNCATIONS)  # which window of an array
+    role: str = setting("training", choices=FEATURE_SET_ROLES)
 
 
 @dataclass
@@ -196,6 +212,8 @@ class DataConfig:
     split_seed: int = setting(1234, min=0)
     test_speakers: list[str] = setting([])
     validation_speakers: list[str] = setting([], disjoint_with="test_speakers")
+    # Precomputed feature sets (mww.data.feature_sets): training negatives and/or ambient audio.
+    feature_sets: list[FeatureSetConfig] = setting([])
 
 
 @dataclass
@@ -211,9 +229,11 @@ class TrainingConfig:
     positive_sampling_weight: float = setting(1.0, min=0)  # share of each source in a batch
     negative_sampling_weight: float = setting(1.0, min=0)
     hard_negative_sampling_weight: float = setting(0.5, min=0)
+    false_wake_sampling_weight: float = setting(0.25, min=0)
     positive_class_weight: list[float] = setting([1.0, 1.0], min=0, per_phase=True)
     negative_class_weight: list[float] = setting([20.0, 20.0], min=0, per_phase=True)
     hard_negative_class_weight: list[float] = setting([40.0, 40.0], min=0, per_phase=True)
+    false_wake_class_weight: float | None = setting(None, min=0)  # null: hard_negative_class_weight
     time_mask_max_size: list[int] = setting([0, 0], min=0, per_phase=True)
     time_mask_count: list[int] = setting([0, 0], min=0, per_phase=True)
     freq_mask_max_size: list[int] = setting([0, 0], min=0, max=MEL_BINS, per_phase=True)
@@ -221,6 +241,9 @@ class TrainingConfig:
     minimization_metric: str = setting("ambient_false_positives_per_hour", choices=LOWER_IS_BETTER_METRICS)
     target_minimization: float = setting(0.5, min=0)
     maximization_metric: str = setting("average_viable_recall", choices=HIGHER_IS_BETTER_METRICS)
+    # Checkpoint selection compares the mean of both metrics over this many validations in a row
+    # (this one and those before it), so one lucky validation is not what gets shipped; 1: no smoothing.
+    selection_smoothing: int = setting(3, min=1)
 
     @property
     def num_phases(self) -> int:
@@ -443,6 +466,8 @@ SECTION_TYPES: dict[str, type] = {
 
 
 def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, list | tuple):

@@ -16,6 +16,7 @@ evaluated settings are also measured under Home Assistant's rule (`home_assistan
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,34 +90,25 @@ def measure(
     input_frames: int,
     stride: int,
     target_fah: float,
+    noisy_positives: Sequence[np.ndarray] = (),
 ) -> dict[str, Any]:
     """Every measurement of one model's outputs on one evaluation set, as plain data (the fields of
-    `Evaluation` that depend on the outputs alone)."""
+    `Evaluation` that depend on the outputs alone). `noisy_positives`: outputs on the positives with
+    background audio mixed in; the recommended cutoff is calibrated on them and the clean positives
+    together (a cutoff chosen on clean clips alone misses the wake word in a noisy room), while the
+    sweep and every other figure are the clean positives'."""
     first = first_scored_invocation(input_frames, stride)
     fa_streams, fa_hours = false_activation_streams(
         out.ambient, out.negatives, data.ambient_seconds, stride, data.negative_seconds
     )
     negative_hours = fa_hours - data.ambient_seconds / 3600.0
-    curves = sweep_recall_fah(
-        out.positives,
-        fa_streams,
-        fa_hours,
-        cutoffs=DEFAULT_CUTOFFS,
-        windows=OPERATING_POINT_WINDOWS,
-        stride=stride,
-        positives_armed_at_start=True,
-        check_duration=False,
+    curves = _sweep(out.positives, fa_streams, fa_hours, stride, "esphome")
+    calibration_positives = [*out.positives, *noisy_positives]
+    esp_curves = (
+        _sweep(calibration_positives, fa_streams, fa_hours, stride, "esphome") if noisy_positives else curves
     )
-    ha_curves = sweep_recall_fah(
-        out.positives,
-        fa_streams,
-        fa_hours,
-        cutoffs=DEFAULT_CUTOFFS,
-        windows=OPERATING_POINT_WINDOWS,
-        check_duration=False,
-        rule="pymicro",
-    )
-    choice = calibrate(curves, ha_curves, target_fah, len(out.positives))
+    ha_curves = _sweep(calibration_positives, fa_streams, fa_hours, stride, "pymicro")
+    choice = calibrate(esp_curves, ha_curves, target_fah, len(calibration_positives))
     chosen = choice.point
     window = settings.sliding_window_size
 
@@ -125,12 +117,13 @@ def measure(
     hard_fired = _detected(out.hard_negatives, settings, stride)
     events = _events(data, out, settings, stride, first)
     false_events = events["ambient"] + events["negative"]
-    listed = false_events + events["hard_negative"]
+    listed = false_events + events["hard_negative"] + events["false_wake"]
     return {
         "counts": {
             "positives": len(out.positives),
             "negatives": len(out.negatives),
             "hard_negatives": len(out.hard_negatives),
+            "false_wakes": len(out.false_wakes),
             "ambient_recordings": len(out.ambient),
             "ambient_hours": data.ambient_seconds / 3600.0,
             "negative_hours": negative_hours,
@@ -138,7 +131,7 @@ def measure(
         },
         "at_settings": _at_settings(settings, detected, hard_fired, len(false_events), fa_hours),
         "classification": _clip_classification(data, out),
-        "recommended": _recommended(choice, target_fah),
+        "recommended": {**_recommended(choice, target_fah), "noisy_positives": len(noisy_positives)},
         "other_rule": _other_rule(out.positives, fa_streams, fa_hours, settings),
         "equal_error": _equal_error(out, curves, chosen.window, stride),
         "sweep": _curves_dict(curves),
@@ -150,12 +143,30 @@ def measure(
                 ("positive", out.positives),
                 ("negative", out.negatives),
                 ("hard_negative", out.hard_negatives),
+                ("false_wake", out.false_wakes),
             )
         },
         "worst_positives": _worst_positives(data, out, detected, window, first, stride)[:LISTED],
         "events": sorted(listed, key=lambda e: (e["source"], e["file"], e["time_s"]))[:EVENTS_LISTED],
         "loudest_false_activations": sorted(listed, key=lambda e: -e["probability"])[:LISTED],
     }
+
+
+def _sweep(
+    positives: Sequence[np.ndarray], fa_streams: list[np.ndarray], fa_hours: float, stride: int, rule: str
+) -> list[RecallFahCurve]:
+    """Recall and FA/h over the default cutoff grid and every operating-point window, under `rule`."""
+    return sweep_recall_fah(
+        list(positives),
+        fa_streams,
+        fa_hours,
+        cutoffs=DEFAULT_CUTOFFS,
+        windows=OPERATING_POINT_WINDOWS,
+        stride=stride,
+        positives_armed_at_start=True,
+        check_duration=False,
+        rule=rule,
+    )
 
 
 # --------------------------------------------------------------------------- the detector's events
@@ -237,10 +248,18 @@ def _events(
     def clip_events(streams: list[np.ndarray], paths: list[Path], source: str) -> list[dict[str, Any]]:
         return _event_list(streams, paths, source, settings, stride, first, True, data.stream_offsets_s)
 
+    sources = data.ambient_sources or ["ambient"] * len(out.ambient)
+    ambient = []  # the dataset's recordings (source "ambient"), then each feature set's arrays
+    for name in dict.fromkeys(sources):
+        chosen = [i for i, s in enumerate(sources) if s == name]
+        label = name if name == "ambient" else f"feature_set:{name}"
+        streams, paths = [out.ambient[i] for i in chosen], [data.ambient_paths[i] for i in chosen]
+        ambient += _event_list(streams, paths, label, settings, stride, first, False)
     return {
-        "ambient": _event_list(out.ambient, data.ambient_paths, "ambient", settings, stride, first, False),
+        "ambient": ambient,
         "negative": clip_events(out.negatives, data.negative_paths, "negative"),
         "hard_negative": clip_events(out.hard_negatives, data.hard_negative_paths, "hard_negative"),
+        "false_wake": clip_events(out.false_wakes, data.false_wake_paths, "false_wake"),
     }
 
 
@@ -269,7 +288,8 @@ def _at_settings(
 
 def _clip_classification(data: EvalData, out: Outputs) -> dict[str, float]:
     """Clip-level accuracy, precision, recall, F1 and AUC-ROC on the outputs where training decides."""
-    labels = np.array([1] * len(out.positives) + [0] * (len(out.negatives) + len(out.hard_negatives)))
+    negatives = len(out.negatives) + len(out.hard_negatives) + len(out.false_wakes)
+    labels = np.array([1] * len(out.positives) + [0] * negatives)
     clip_scores = np.asarray(decision_outputs(data, out), dtype=np.float64) * OUTPUT_SCALE
     return classification_metrics(labels, clip_scores) if len(set(labels.tolist())) else {}
 
@@ -289,9 +309,15 @@ def _per_speaker(speakers: list[str], detected: list[bool]) -> list[dict[str, An
 
 
 def _ambient_rows(data: EvalData, out: Outputs, ambient_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per ambient recording: its length, its false activations and its highest output."""
+    """Per ambient recording of the dataset's folder: its length, its false activations and its highest
+    output (a feature set's arrays are summed up per set, `_feature_set_rows`)."""
     rows = []
-    for path, seconds, stream in zip(data.ambient_paths, data.ambient_durations, out.ambient, strict=True):
+    sources = data.ambient_sources or ["ambient"] * len(out.ambient)
+    for path, seconds, stream, source in zip(
+        data.ambient_paths, data.ambient_durations, out.ambient, sources, strict=True
+    ):
+        if source != "ambient":
+            continue
         n = sum(e["file"] == str(path) for e in ambient_events)
         hours = seconds / 3600.0
         rows.append(
@@ -329,7 +355,36 @@ def _per_source(
             "false_detection_rate": _rate(hard_fired),
         },
         "ambient": _ambient_rows(data, out, events["ambient"]),
+        "false_wake": _false_wake_row(data, events["false_wake"]),
+        "feature_sets": _feature_set_rows(data, events["ambient"]),
     }
+
+
+def _false_wake_row(data: EvalData, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recordings that woke a device before: how many the model still detects in."""
+    fired = {e["file"] for e in events}
+    clips = len(data.false_wake_paths)
+    return {
+        "clips": clips,
+        "clips_with_detection": len(fired),
+        "detection_rate": len(fired) / clips if clips else 0.0,
+        "detections": len(events),
+    }
+
+
+def _feature_set_rows(data: EvalData, ambient_events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per feature set heard as ambient audio: its arrays, hours and false activations (FA/h)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for source, seconds in zip(data.ambient_sources, data.ambient_durations, strict=False):
+        if source != "ambient":  # (no sources listed: every recording is the folder's)
+            row = rows.setdefault(source, {"arrays": 0, "hours": 0.0})
+            row["arrays"] += 1
+            row["hours"] += seconds / 3600.0
+    for name, row in rows.items():
+        n = sum(e["source"] == f"feature_set:{name}" for e in ambient_events)
+        row["false_activations"] = n
+        row["fah"] = round(n / row["hours"], 4) if row["hours"] > 0 else None
+    return rows
 
 
 def _worst_positives(
@@ -406,7 +461,7 @@ def _curves_dict(curves: list[RecallFahCurve]) -> dict[str, Any]:
 
 def _equal_error(out: Outputs, curves: list[RecallFahCurve], window: int, stride: int) -> dict[str, Any]:
     """Where the false rejection rate equals the rate of negative clips that fire, at `window`."""
-    clips = [*out.negatives, *out.hard_negatives]
+    clips = [*out.negatives, *out.hard_negatives, *out.false_wakes]
     curve = next(c for c in curves if c.window == window)
     frr = 1.0 - curve.recall
     if not clips:

@@ -107,7 +107,12 @@ def evaluate_model(
     main = int8_run if exported is not None else float_run
     assert main is not None
 
-    def measured_on(run: _Run) -> dict[str, Any]:
+    noisy_streams, noise_note = positives_in_noise_streams(
+        config, prepared, data, split, noise_snrs_db, progress, input_frames=input_frames
+    )
+
+    def measured_on(run: _Run) -> tuple[dict[str, Any], dict[float, list[np.ndarray]]]:
+        noisy = {snr: run.fn(streams) for snr, streams in noisy_streams.items()}
         return measure(
             data,
             run.out,
@@ -115,18 +120,17 @@ def evaluate_model(
             input_frames=input_frames,
             stride=stride,
             target_fah=config.training.target_minimization,
-        )
+            noisy_positives=[o for outputs in noisy.values() for o in outputs],
+        ), noisy
 
-    measured = measured_on(main)
+    measured, noisy_outputs = measured_on(main)
     gap = None
     if analyze:
         assert float_run is not None and int8_run is not None
-        float_m = measured if main is float_run else measured_on(float_run)
-        int8_m = measured if main is int8_run else measured_on(int8_run)
+        float_m = measured if main is float_run else measured_on(float_run)[0]
+        int8_m = measured if main is int8_run else measured_on(int8_run)[0]
         gap = _quantization_gap(float_m, int8_m, float_run.out, int8_run.out)
-    noise, noise_note = recall_in_noise(
-        config, prepared, data, split, settings, main.fn, noise_snrs_db, progress, input_frames=input_frames
-    )
+    noise = recall_in_noise(noisy_outputs, settings, stride)
     result = Evaluation(
         model={"kind": main.kind, "path": main.path, "input_frames": input_frames, "stride": stride},
         split=split,
@@ -306,53 +310,61 @@ def _quantization_gap(
 # --------------------------------------------------------------------------- recall in noise, notes
 
 
-def recall_in_noise(
+def positives_in_noise_streams(
     config: MwwConfig,
     prepared: PreparedData,
     data: EvalData,
     split: str,
-    settings: Settings,
-    outputs: OutputsFn,
     snrs_db: Sequence[float],
     progress: bool = False,
     *,
     input_frames: int,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Recall of the split's positives with background audio mixed in, at each SNR and the evaluated
-    settings: what a room does to the model. Returns (one row per SNR, a note when not measured)."""
+) -> tuple[dict[float, list[np.ndarray]], str | None]:
+    """The split's positive streams with the dataset's background audio mixed in at each SNR (in the
+    order of `data.positive_paths`), and a note when there is no background audio to mix in."""
     from mww.data.augment import augmentation_files
     from mww.data.sources import positives_in_noise
 
     if not snrs_db:
-        return [], None
+        return {}, None
     background, _ = augmentation_files(config)
     if not background:
-        return [], (
+        return {}, (
             f"recall in noise was not measured: no background audio in {config.paths.background_dir} (or "
             "augmentation.background_paths); add recordings of everyday noise there"
         )
-    rows = []
+    noisy = {}
     for snr in snrs_db:
         streams = positives_in_noise(
             config, prepared, SPLITS[split], float(snr), background, input_frames, progress
         )
-        paths = [p for p in data.positive_paths if p in streams]
+        noisy[float(snr)] = [streams[p] for p in data.positive_paths if p in streams]
+    return noisy, None
+
+
+def recall_in_noise(
+    noisy_outputs: dict[float, list[np.ndarray]], settings: Settings, stride: int
+) -> list[dict[str, Any]]:
+    """Recall of the positives with background audio mixed in, at each SNR and the evaluated settings
+    (the ESP32's detector): what a room does to the model. One row per SNR."""
+    rows = []
+    for snr, outputs in noisy_outputs.items():
         hits = detected_in(
-            outputs([streams[p] for p in paths]),
+            outputs,
             settings.probability_cutoff,
             settings.sliding_window_size,
-            stride=config.model.stride,
+            stride=stride,
             armed_at_start=True,
         )
         rows.append(
             {
-                "snr_db": float(snr),
+                "snr_db": snr,
                 "clips": len(hits),
                 "detected": int(sum(hits)),
                 "recall": sum(hits) / len(hits) if hits else 0.0,
             }
         )
-    return rows, None
+    return rows
 
 
 def _add_notes(result: Evaluation, noise_note: str | None) -> None:

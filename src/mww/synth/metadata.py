@@ -19,7 +19,7 @@ from mww.synth.request import GenerationCounts
 
 # Bump whenever the same wake word, size and seed would give different files (a changed voice list,
 # level, mix or text): `mww-generate --reuse` then regenerates a dataset an older version made.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 GENERATOR = "mww-generate"
 
 

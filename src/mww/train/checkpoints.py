@@ -18,7 +18,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,16 @@ class CheckpointError(MwwError):
 
 @dataclass(frozen=True)
 class Candidate:
-    """An evaluated checkpoint: its step and metrics."""
+    """An evaluated checkpoint: its step, its own metrics and the smoothed ones selection compares
+    (`mww.train.validation.smoothed`; a metric missing there is compared as it is)."""
 
     step: int
     metrics: dict[str, float]
+    smoothed: dict[str, float] = field(default_factory=dict)
+
+    def selection_value(self, name: str) -> float:
+        """The value of metric `name` that selection compares."""
+        return self.smoothed.get(name, self.metrics[name])
 
 
 def is_better(candidate: Candidate, best: Candidate | None, training: TrainingConfig) -> bool:
@@ -59,11 +65,11 @@ def is_better(candidate: Candidate, best: Candidate | None, training: TrainingCo
         training.maximization_metric,
         training.target_minimization,
     )
-    c_low, b_low = candidate.metrics[low], best.metrics[low]
+    c_low, b_low = candidate.selection_value(low), best.selection_value(low)
     c_ok, b_ok = c_low <= target, b_low <= target
     if c_ok != b_ok:
         return c_ok
-    c_high, b_high = candidate.metrics[high], best.metrics[high]
+    c_high, b_high = candidate.selection_value(high), best.selection_value(high)
     if c_ok:  # both within target: more of the maximized metric, then less of the minimized one
         key_c, key_b = (c_high, -c_low), (b_high, -b_low)
     else:

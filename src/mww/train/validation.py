@@ -71,14 +71,22 @@ def validation_metrics(
         # recording is not scored, which the consistency check would flag for short recordings.
         check_duration=False,
     )
-    metrics.update(_calibrated(config, positives, fa_streams, fa_hours))
+    # Positives in noise: the shipped cutoff is calibrated on them and the clean positives together.
+    noisy = {
+        snr: [probabilities_to_uint8(p) for p in stream(streams)]
+        for snr, streams in data.noise_streams.items()
+    }
+    calibration_positives = positives + [o for outputs in noisy.values() for o in outputs]
+    metrics.update(_calibrated(config, calibration_positives, fa_streams, fa_hours))
     cutoff, window = config.export.probability_cutoff, config.export.sliding_window_size
     fired = detected_in(hard, cutoff, window, stride=stride, armed_at_start=True)
     metrics["hard_negative_false_detection_rate"] = sum(fired) / len(fired) if fired else 0.0
-    # Recall in noise at the operating point (what export would use): positives over background audio.
+    # Recall at the operating point (what export would use): of the clean positives, and in noise.
     at = (metrics["operating_point_cutoff"], metrics["operating_point_window"])
-    for snr, streams in data.noise_streams.items():
-        hits = detected_in(stream(streams), *at, stride=stride, armed_at_start=True)
+    clean = detected_in(positives, *at, stride=stride, armed_at_start=True)
+    metrics["operating_point_recall"] = sum(clean) / len(clean) if clean else 0.0
+    for snr, outputs in noisy.items():
+        hits = detected_in(outputs, *at, stride=stride, armed_at_start=True)
         metrics[noise_key(snr)] = sum(hits) / len(hits) if hits else 0.0
     return metrics
 
@@ -129,7 +137,10 @@ class Selection:
 
     def add(self, step: int, record: dict[str, Any], training: TrainingConfig) -> tuple[bool, bool]:
         """Take one validation's metrics into the selection; returns (lowest FA/h so far, new best)."""
-        candidate = Candidate(step, {k: float(v) for k, v in record.items()})
+        self.history.append({"step": step, **record})
+        candidate = Candidate(
+            step, {k: float(v) for k, v in record.items()}, smoothed(self.history, training)
+        )
         fah = candidate.metrics["ambient_false_positives_per_hour"]
         lowest_fah = self.best_fah is None or fah < self.best_fah
         if lowest_fah:
@@ -137,8 +148,20 @@ class Selection:
         new_best = is_better(candidate, self.best, training)
         if new_best:
             self.best = candidate
-        self.history.append({"step": step, **record})
         return lowest_fah, new_best
+
+
+def smoothed(history: list[dict[str, Any]], training: TrainingConfig) -> dict[str, float]:
+    """The selection metrics of the latest validation in `history`, each the mean over the last
+    `training.selection_smoothing` validations that measured it."""
+    recent = history[-training.selection_smoothing :]
+    names = (training.minimization_metric, training.maximization_metric)
+    means = {}
+    for name in names:
+        values = [float(h[name]) for h in recent if name in h]
+        if values:
+            means[name] = sum(values) / len(values)
+    return means
 
 
 def calibration_of(metrics: dict[str, Any]) -> dict[str, Any]:
