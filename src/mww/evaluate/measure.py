@@ -131,7 +131,7 @@ def measure(
         },
         "at_settings": _at_settings(settings, detected, hard_fired, len(false_events), fa_hours),
         "classification": _clip_classification(data, out),
-        "recommended": {**_recommended(choice, target_fah), "noisy_positives": len(noisy_positives)},
+        "recommended": _recommended(choice, target_fah, curves, len(noisy_positives)),
         "other_rule": _other_rule(out.positives, fa_streams, fa_hours, settings),
         "equal_error": _equal_error(out, curves, chosen.window, stride),
         "sweep": _curves_dict(curves),
@@ -414,8 +414,21 @@ def _worst_positives(
 # --------------------------------------------------------------------------- over every cutoff and window
 
 
-def _recommended(choice: CalibrationChoice, target_fah: float) -> dict[str, Any]:
-    return {**choice.to_dict(), "target_fah": float(target_fah)}
+def _recommended(
+    choice: CalibrationChoice, target_fah: float, clean: list[RecallFahCurve], noisy: int
+) -> dict[str, Any]:
+    """The calibrated point; its `recall` is the clean positives' (as in the sweep), and
+    `recall_with_noisy` that of the clean and noisy copies together, which calibration maximized."""
+    point = choice.point
+    curve = next(c for c in clean if c.window == point.window)
+    i = int(np.argmin(np.abs(curve.cutoffs - point.cutoff)))
+    return {
+        **choice.to_dict(),
+        "recall": float(curve.recall[i]),
+        "recall_with_noisy": float(point.recall),
+        "noisy_positives": noisy,
+        "target_fah": float(target_fah),
+    }
 
 
 def _other_rule(

@@ -105,6 +105,7 @@ def histogram_png(result: Evaluation) -> bytes:
     for kind, label in (
         ("negative", "negatives"),
         ("hard_negative", "hard negatives"),
+        ("false_wake", "false wakes"),
         ("positive", "positives"),
     ):
         values = result.peaks.get(kind) or []
@@ -151,10 +152,12 @@ def format_report(result: Evaluation) -> list[str]:
 def _header(result: Evaluation) -> list[str]:
     """The model, the split and the audio false activations are counted over."""
     counts = result.counts
+    false_wakes = f"{counts['false_wakes']} false wakes, " if counts.get("false_wakes") else ""
     return [
         f"model     {result.model['path']}  [{result.model['kind']}]",
         f"split     {result.split}: {counts['positives']} positives, {counts['negatives']} negatives, "
-        f"{counts['hard_negatives']} hard negatives, {counts['ambient_recordings']} ambient recordings",
+        f"{counts['hard_negatives']} hard negatives, {false_wakes}{counts['ambient_recordings']} ambient "
+        "recordings",
         f"FA/h over {counts['fah_hours'] * 60:.1f} min of audio ({counts['ambient_hours'] * 60:.1f} min "
         f"ambient + {counts['negative_hours'] * 60:.1f} min negatives)",
     ]
@@ -171,6 +174,12 @@ def _at_settings(result: Evaluation) -> list[str]:
         f"  {'false activations per hour':<34}{_fah(at['fah'])}  ({at['false_activations']} events)",
         f"  {'hard negatives detected':<34}{_pct(at['hard_negative_false_detection_rate'])}",
     ]
+    woke = result.per_source.get("false_wake", {})
+    if woke.get("clips"):
+        lines.append(
+            f"  {'false wakes detected':<34}{_pct(woke['detection_rate'])}  ({woke['clips_with_detection']}/"
+            f"{woke['clips']} recordings that woke the device)"
+        )
     cls = result.classification
     if cls:
         lines.append(
@@ -199,6 +208,11 @@ def _recommendation(result: Evaluation) -> list[str]:
         f"{rec['sliding_window_size']}: recall {_pct(rec['recall'])}, {_fah(rec['fah'])} FA/h ({verdict} "
         f"the target of {rec['target_fah']} FA/h)",
     ]
+    if rec.get("noisy_positives"):
+        lines.append(
+            f"  chosen for the recall of the positives and their {rec['noisy_positives']} copies in noise "
+            f"together: {_pct(rec['recall_with_noisy'])}"
+        )
     if not rec["supported"]:
         lines.append(
             "  not supported by this data, so mww-export keeps the config's cutoff and window: "
@@ -253,6 +267,14 @@ def _breakdowns(result: Evaluation) -> list[str]:
         f"peak {r['peak_probability']:.2f}"
         for r in result.per_source["ambient"]
     ]
+    sets = result.per_source.get("feature_sets", {})
+    if sets:
+        lines += ["", "per feature set heard as ambient audio"]
+        lines += [
+            f"  {name:<40}{r['hours'] * 60:7.1f} min  {r['false_activations']:>3} events  "
+            f"{_fah(r['fah'] if r['fah'] is not None else math.inf)} FA/h"
+            for name, r in sets.items()
+        ]
     lines += ["", "worst positives"]
     lines += [
         f"  {'detected' if r['detected'] else 'MISSED  '}  peak {r['peak_probability']:.2f} at "
