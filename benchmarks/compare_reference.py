@@ -33,6 +33,10 @@ their ratio, model size, tensor arena (measured in TFLite Micro) and the wall ti
 TEST's ambient audio under both detection rules. The table, both evaluations and every log are kept in
 --work/runs/<time>/.
 
+To measure a change to this project's recipe against the same reference model, pass
+--project-override YAML (config sections and keys that replace the preset's) and --reuse-reference RUN
+(an earlier run folder of the same dataset, test, steps and batch): only this project's side is trained.
+
 The reference's features are cached per dataset; when they are reused, their time is the one measured
 when they were made (marked "cached"). The reference's training command also runs its own test of the
 exported model, which counts in its training + export time. Exit status: 0 when it worked, 2 with one
@@ -452,9 +456,10 @@ def reference_manifest(tflite: Path, rdir: Path) -> tuple[Path, Path]:
 
 
 def project_pipeline(
-    run: Path, dataset: Path, preset: str, phases: list[int], batch: int
+    run: Path, dataset: Path, preset: str, phases: list[int], batch: int, extra: dict[str, Any] | None = None
 ) -> tuple[Path, Path, dict[str, float]]:
-    """mww-prepare, mww-train and mww-export on `dataset`: the model, its override, the times."""
+    """mww-prepare, mww-train and mww-export on `dataset`: the model, its override, the times. `extra`:
+    config sections whose keys replace those of the preset (a change to measure)."""
     pdir = run / "project"
     pdir.mkdir(parents=True)
     override = pdir / "override.yaml"
@@ -464,19 +469,17 @@ def project_pipeline(
         "checkpoint_dir": str(pdir / "checkpoints"),
         "export_dir": str(pdir / "exported"),
     }
-    override.write_text(
-        yaml.safe_dump(
-            {
-                "paths": paths,
-                "training": {"training_steps": phases, "batch_size": batch},
-                "performance": {
-                    "tensorboard_log_dir": str(pdir / "logs"),
-                    "profile_output_dir": str(pdir / "profiles"),
-                },
-            },
-            sort_keys=False,
-        )
-    )
+    sections: dict[str, dict[str, Any]] = {
+        "paths": paths,
+        "training": {"training_steps": phases, "batch_size": batch},
+        "performance": {
+            "tensorboard_log_dir": str(pdir / "logs"),
+            "profile_output_dir": str(pdir / "profiles"),
+        },
+    }
+    for section, keys in (extra or {}).items():
+        sections.setdefault(section, {}).update(keys)
+    override.write_text(yaml.safe_dump(sections, sort_keys=False))
     config = ["--config", preset, "--override", override]
     times = {}
     say(f"project: mww-prepare (features; log: {pdir / 'prepare.log'})")
@@ -607,6 +610,16 @@ def format_table(r: dict) -> str:
         f"dataset {r['dataset']}; held-out test {r['test']} ({r['test_positives']} positives, "
         f"{r['test_ambient_hours']:.2f} h ambient)",
         f"steps: project {' + '.join(map(str, r['phases']))}, reference {r['steps']}; batch {r['batch']}",
+        *(
+            [f"project's config changed by --project-override: {r['project_override']}"]
+            if r.get("project_override")
+            else []
+        ),
+        *(
+            [f"reference: model and evaluation reused from {r['reference_reused_from']}"]
+            if r.get("reference_reused_from")
+            else []
+        ),
         "recall: the best over every cutoff and window of ESPHome's detector with FA/h at most the budget,",
         "  at cutoffs that the model's output on digital silence does not exceed",
         "",
@@ -675,6 +688,11 @@ def compare(args: argparse.Namespace) -> int:
         )
     for name in ("mww-prepare", "mww-train", "mww-export", "mww-evaluate"):
         mww_bin(name)
+    extra = project_override(args.project_override)
+    if args.reuse_reference:
+        earlier = reused_reference(
+            Path(args.reuse_reference).resolve(), dataset, test, args.steps, args.batch
+        )
     run = work / "runs" / time.strftime("%Y%m%d-%H%M%S")
     try:
         run.mkdir(parents=True)
@@ -684,11 +702,27 @@ def compare(args: argparse.Namespace) -> int:
         ) from None
     say(f"run folder {run}; dataset {counts}; test {test_counts}")
 
-    venv, built_now, env_seconds = reference_env(work, ref_dir, args.python)
-    features, feat_seconds, cached = reference_features(work, dataset, ref_dir, venv)
-    ref_tflite, ref_seconds = reference_train(run, ref_dir, venv, features, args.steps, args.batch)
-    ref_manifest, ref_override = reference_manifest(ref_tflite, run / "reference")
-    tflite, override, times = project_pipeline(run, dataset, args.preset, phases, args.batch)
+    if args.reuse_reference:
+        reference_eval, reference_side = earlier["evaluations"]["reference"], earlier["reference"]
+        env_seconds, built_now = earlier["reference_env_seconds"], None
+    tflite, override, times = project_pipeline(run, dataset, args.preset, phases, args.batch, extra)
+    if not args.reuse_reference:
+        venv, built_now, env_seconds = reference_env(work, ref_dir, args.python)
+        features, feat_seconds, cached = reference_features(work, dataset, ref_dir, venv)
+        ref_tflite, ref_seconds = reference_train(run, ref_dir, venv, features, args.steps, args.batch)
+        ref_manifest, ref_override = reference_manifest(ref_tflite, run / "reference")
+        ref_model = run / "reference" / "reference.tflite"
+        reference_eval = evaluate(
+            "reference",
+            ref_model,
+            ref_manifest,
+            ["--config", "standard", "--override", ref_override],
+            test,
+            run,
+        )
+        r_times = {"features": feat_seconds, "training_export": ref_seconds}
+        r_times["total"] = r_times["features"] + r_times["training_export"]
+        reference_side = {**side(reference_eval, ref_model, ref_manifest, r_times), "features_cached": cached}
 
     project_eval = evaluate(
         "project",
@@ -698,19 +732,8 @@ def compare(args: argparse.Namespace) -> int:
         test,
         run,
     )
-    ref_model = run / "reference" / "reference.tflite"
-    reference_eval = evaluate(
-        "reference",
-        ref_model,
-        ref_manifest,
-        ["--config", "standard", "--override", ref_override],
-        test,
-        run,
-    )
     p_times = {"features": times["features"], "training_export": times["training"] + times["export"]}
-    r_times = {"features": feat_seconds, "training_export": ref_seconds}
-    for t in (p_times, r_times):
-        t["total"] = t["features"] + t["training_export"]
+    p_times["total"] = p_times["features"] + p_times["training_export"]
     result = {
         "dataset": str(dataset),
         "test": str(test),
@@ -722,8 +745,10 @@ def compare(args: argparse.Namespace) -> int:
         "batch": args.batch,
         "reference_env_seconds": env_seconds,
         "reference_env_built_now": built_now is not None,
+        "project_override": extra,
+        "reference_reused_from": args.reuse_reference and str(Path(args.reuse_reference).resolve()),
         "project": side(project_eval, tflite, tflite.with_suffix(".json"), p_times),
-        "reference": {**side(reference_eval, ref_model, ref_manifest, r_times), "features_cached": cached},
+        "reference": reference_side,
     }
     table = format_table(result)
     (run / "table.txt").write_text(table + "\n")
@@ -734,6 +759,35 @@ def compare(args: argparse.Namespace) -> int:
     print(table)
     say(f"table and raw JSON: {run / 'table.txt'}, {run / 'results.json'}")
     return 0
+
+
+def project_override(path: str | None) -> dict[str, dict[str, Any]]:
+    """The config sections of --project-override (a YAML file of sections and keys), checked."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise BenchError(f"--project-override {path} could not be read as YAML ({exc}).") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise BenchError(
+            f"--project-override {path} must map config sections to their keys, for example "
+            "'training: {time_mask_count: [2, 2]}'."
+        )
+    return data
+
+
+def reused_reference(run: Path, dataset: Path, test: Path, steps: int, batch: int) -> dict[str, Any]:
+    """results.json of an earlier run whose reference side is reused: same dataset, test, steps, batch."""
+    results = read_json(run / "results.json")
+    asked = {"dataset": str(dataset), "test": str(test), "steps": steps, "batch": batch}
+    differs = {k: results.get(k) for k, v in asked.items() if results.get(k) != v}
+    if differs:
+        raise BenchError(
+            f"--reuse-reference {run}: that run was made with {differs}, not {asked}; reuse a run of the "
+            "same dataset, test folder, steps and batch."
+        )
+    return results
 
 
 def make_test(source: Path, test: Path, dataset: Path | None) -> int:
@@ -801,6 +855,18 @@ def _parser() -> argparse.ArgumentParser:
         help="folder with RECIPE.md, the reference tarball and its scripts (../shared/reference)",
     )
     parser.add_argument("--python", default="python3", help="Python 3.11 for the reference's environment")
+    parser.add_argument(
+        "--project-override",
+        metavar="YAML",
+        help="config sections and keys that replace the preset's on this project's side (a change to "
+        "measure)",
+    )
+    parser.add_argument(
+        "--reuse-reference",
+        metavar="RUN",
+        help="take the reference's model and evaluation from an earlier run folder (same dataset, test, "
+        "steps and batch) instead of training it again",
+    )
     parser.add_argument(
         "--make-test",
         metavar="FROM_DATASET",

@@ -1,8 +1,9 @@
-"""mww-generate: synthesise a small demo dataset (espeak voices, noise, rooms) for trying the pipeline.
+"""mww-generate: synthesise a small demo dataset (espeak or Piper voices, noise, rooms) for trying the
+pipeline.
 
 Exit status: 0 when the dataset was written (or, with --reuse, is already there), 2 for bad input
-(wake word, size, seed, an output folder that already holds a dataset) or when speech synthesis is
-unavailable, 130 when interrupted.
+(wake word, size, seed, a file that is not a Piper voice, an output folder that already holds a
+dataset) or when speech synthesis is unavailable, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ def _parser() -> argparse.ArgumentParser:
         help="keep a dataset this generator already made in the output folder for the same wake word, "
         "size and seed; replace one it made for another request or with an older version",
     )
+    parser.add_argument(
+        "--tts",
+        action="append",
+        metavar="ENGINES",
+        help="espeak, piper, or espeak,piper for both (each then says about half of the clips); default: "
+        "espeak, or piper when --piper-voice is given",
+    )
+    parser.add_argument(
+        "--piper-voice",
+        action="append",
+        default=[],
+        metavar="PATH.onnx",
+        help="a Piper voice model, its PATH.onnx.json beside it; repeat for more voices (each speaker of a "
+        "multi-speaker voice is one speaker of the dataset)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -50,6 +66,8 @@ def _generate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         overwrite=args.force,
         reuse=args.reuse,
+        tts=args.tts,
+        piper_voices=args.piper_voice,
     )
     counts = summary.counts
     if summary.replaced:
@@ -62,6 +80,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"  {name + '/':<16}{counts[name]:>6} files")
     print(f"  {len(summary.speakers)} speakers; held out for testing: {', '.join(summary.held_out_speakers)}")
     print(f"  ambient audio: {summary.ambient_seconds / 60:.1f} minutes")
+    print(f"  speech engines: {', '.join(summary.engines)}")
     override = summary.paths["override"]
     print(f"Next step, train with: mww-train --config fast_test --override {override}")
     return 0

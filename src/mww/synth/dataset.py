@@ -8,9 +8,10 @@ byte for byte, whatever the number of worker processes. The folders are describe
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mww.synth.layout import METADATA_FILES, SUBFOLDERS, dataset_paths
 from mww.synth.metadata import GENERATOR, changed_files, other_request, read_manifest, write_metadata
 from mww.synth.plan import plan_dataset
 from mww.synth.request import GenerationCounts, GenerationError, check_seed, clean_wake_word, resolve_counts
+from mww.synth.voices import resolve_voices
 
 
 class OutputExistsError(GenerationError):
@@ -41,6 +43,7 @@ class GenerationSummary:
     paths: dict[str, Path]
     elapsed_s: float = field(compare=False)
     reused: bool = False  # the dataset already in the folder was current, nothing was written
+    engines: tuple[str, ...] = ("espeak",)  # the speech engines that spoke (espeak, piper)
     replaced: str | None = None  # why a dataset the generator made earlier was generated again
 
 
@@ -58,6 +61,7 @@ def _existing_summary(output_dir: Path, manifest: dict, started: float) -> Gener
         paths=dataset_paths(output_dir),
         elapsed_s=time.perf_counter() - started,
         reused=True,
+        engines=tuple(manifest.get("engines", ["espeak"])),
     )
 
 
@@ -108,6 +112,8 @@ def generate_dataset(
     overwrite: bool = False,
     reuse: bool = False,
     workers: int | None = None,
+    tts: str | Sequence[str] | None = None,
+    piper_voices: Sequence[str | os.PathLike[str]] = (),
 ) -> GenerationSummary:
     """Synthesise a demo dataset into `output_dir` (layout in `mww.synth.layout`); deterministic per seed.
 
@@ -117,18 +123,22 @@ def generate_dataset(
     `reuse`, a dataset this generator already made there for the same request is kept as it is
     (`reused` in the summary; see `metadata.stale_reason`), and one it made for another request or with an
     older version is replaced (`replaced` gives the reason); other files are still refused. `workers`
-    processes synthesise in parallel (default: every available core). Raises GenerationError for
-    bad input and tts.TTSUnavailableError when speech synthesis cannot run.
+    processes synthesise in parallel (default: every available core). `tts` and `piper_voices` pick
+    the speech engines and Piper voice files (`mww.synth.voices.resolve_voices`; espeak alone by
+    default). Raises GenerationError for bad input (piper.PiperVoiceError for a file that is not a
+    Piper voice), before anything is written, and tts.TTSUnavailableError when speech synthesis
+    cannot run.
     """
     started = time.perf_counter()
     wake = clean_wake_word(wake_word)
     resolved = resolve_counts(size, counts)
     check_seed(seed)
+    voices = resolve_voices(tts, piper_voices)
     output_dir = Path(output_dir).expanduser().resolve()
     replaced = note = None
     made = read_manifest(output_dir) if reuse else None
     if made is not None:
-        other = other_request(made, wake, size, seed, resolved)
+        other = other_request(made, wake, size, seed, resolved, voices)
         changed = changed_files(output_dir, made)
         if other is None and changed is None:
             return _existing_summary(output_dir, made, started)
@@ -137,11 +147,11 @@ def generate_dataset(
         else:
             note = f"{other}, and {changed}" if other else changed
     _check_output(output_dir, overwrite or replaced is not None, note)
-    plan = plan_dataset(wake, resolved, seed)  # loads the speech library before anything is deleted
+    plan = plan_dataset(wake, resolved, seed, voices)  # loads the speech library before anything is deleted
     _remove_dataset(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     run_jobs(plan.jobs, output_dir, default_workers() if workers is None else workers, progress)
-    paths = write_metadata(output_dir, wake, size, seed, resolved, plan)
+    paths = write_metadata(output_dir, wake, size, seed, resolved, plan, voices)
     return GenerationSummary(
         output_dir=output_dir,
         wake_word=wake,
@@ -155,4 +165,5 @@ def generate_dataset(
         paths=paths,
         elapsed_s=time.perf_counter() - started,
         replaced=replaced,
+        engines=voices.engines,
     )

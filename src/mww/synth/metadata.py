@@ -5,6 +5,7 @@ already holds what this generator writes for a request now (`stale_reason`)."""
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from mww.synth import tts
 from mww.synth.layout import OVERRIDE_KEYS, SUBFOLDERS, dataset_paths
 from mww.synth.plan import Plan
 from mww.synth.request import GenerationCounts
+from mww.synth.voices import ESPEAK_ONLY, VoiceRequest
 
 # Bump whenever the same wake word, size and seed would give different files (a changed voice list,
 # level, mix or text): `mww-generate --reuse` then regenerates a dataset an older version made.
@@ -28,7 +30,13 @@ def _title(wake_word: str) -> str:
 
 
 def write_metadata(
-    output_dir: Path, wake_word: str, size: str, seed: int, counts: GenerationCounts, plan: Plan
+    output_dir: Path,
+    wake_word: str,
+    size: str,
+    seed: int,
+    counts: GenerationCounts,
+    plan: Plan,
+    voices: VoiceRequest = ESPEAK_ONLY,
 ) -> dict[str, Path]:
     """Write demo_override.yaml, generation.json and README.txt for `plan`; the dataset's paths."""
     paths = dataset_paths(output_dir)
@@ -57,22 +65,48 @@ def write_metadata(
         "speakers": plan.speakers,
         "held_out_speakers": plan.held_out,
         "hard_negative_phrases": plan.hard_phrases,
-        "tts": "espeak-ng (espeakng-loader), accents x voice variants",
+        "tts": _engines_text(voices),
+        **voices.record(),
     }
     atomic_write_json(paths["manifest"], manifest)
-    atomic_write_text(paths["readme"], _readme(wake_word, size, seed, plan, override_path))
+    atomic_write_text(paths["readme"], _readme(wake_word, size, seed, plan, override_path, voices))
     return paths
 
 
-def _readme(wake_word: str, size: str, seed: int, plan: Plan, override: Path) -> str:
+_ESPEAK = "espeak-ng (espeakng-loader), accents x voice variants"
+
+
+def _engines_text(voices: VoiceRequest) -> str:
+    piper = f"{len(voices.piper_voices)} Piper voice file(s) ({voices.record().get('piper_version')})"
+    return " and ".join([*([_ESPEAK] if voices.espeak else []), *([piper] if voices.piper_voices else [])])
+
+
+def _voices_lines(voices: VoiceRequest) -> list[str]:
+    if not voices.piper_voices:
+        return [
+            "All audio is 16-bit mono WAV at the device sample rate, synthesised offline with espeak-ng",
+            "voices (accent x voice variant = one speaker) and generated noise. It is meant for trying the",
+        ]
+    espeak = "espeak-ng voices (accent x voice variant = one speaker), " if voices.espeak else ""
+    names = ", ".join(v.name for v in voices.piper_voices)
+    text = (
+        f"All audio is 16-bit mono WAV at the device sample rate, synthesised offline with {espeak}the "
+        f"Piper voices {names} (voice x speaker id = one speaker) and generated noise. It is meant for "
+        "trying the"
+    )
+    return textwrap.wrap(text, 96)
+
+
+def _readme(
+    wake_word: str, size: str, seed: int, plan: Plan, override: Path, voices: VoiceRequest = ESPEAK_ONLY
+) -> str:
     c = plan.counts
     minutes = plan.ambient_seconds / 60
     return "\n".join(
         [
             f'Synthetic wake-word dataset for "{wake_word}" made by mww-generate (size {size}, seed {seed}).',
             "",
-            "All audio is 16-bit mono WAV at the device sample rate, synthesised offline with espeak-ng",
-            "voices (accent x voice variant = one speaker) and generated noise. It is meant for trying the",
+            *_voices_lines(voices),
             "pipeline end to end; a model for real use needs recordings of real people.",
             "",
             f"positive/<speaker>/       {c['positive']} wake-word clips from {len(plan.speakers)} speakers",
@@ -116,7 +150,12 @@ def read_manifest(output_dir: Path) -> dict | None:
 
 
 def stale_reason(
-    output_dir: Path, wake_word: str, size: str, seed: int, counts: GenerationCounts
+    output_dir: Path,
+    wake_word: str,
+    size: str,
+    seed: int,
+    counts: GenerationCounts,
+    voices: VoiceRequest = ESPEAK_ONLY,
 ) -> str | None:
     """Why `output_dir` does not hold what this generator writes for this request now; None if it does.
 
@@ -126,13 +165,21 @@ def stale_reason(
     manifest = read_manifest(output_dir)
     if manifest is None:
         return f"{output_dir} holds no generation.json written by {GENERATOR}"
-    return other_request(manifest, wake_word, size, seed, counts) or changed_files(output_dir, manifest)
+    return other_request(manifest, wake_word, size, seed, counts, voices) or changed_files(
+        output_dir, manifest
+    )
 
 
 def other_request(
-    manifest: dict, wake_word: str, size: str, seed: int, counts: GenerationCounts
+    manifest: dict,
+    wake_word: str,
+    size: str,
+    seed: int,
+    counts: GenerationCounts,
+    voices: VoiceRequest = ESPEAK_ONLY,
 ) -> str | None:
-    """How the generation.json's version, speech library or request differ from this one, or None."""
+    """How the generation.json's version, speech libraries, voices or request differ from this one, or
+    None."""
     made_by = manifest.get("generator_version")
     if made_by != GENERATOR_VERSION:
         earlier = f"version {made_by}" if made_by else "an earlier version (before versions were recorded)"
@@ -142,6 +189,9 @@ def other_request(
             f"it was made with espeakng-loader {manifest.get('tts_version') or '(unknown)'}; "
             f"{tts.package_version() or 'none'} is installed now"
         )
+    voices_changed = _other_voices(manifest, voices)
+    if voices_changed:
+        return voices_changed
     made_for = (manifest.get("wake_word"), manifest.get("size"), manifest.get("seed"))
     if made_for != (wake_word, size, seed) or manifest.get("requested") != asdict(counts):
         return (
@@ -149,6 +199,21 @@ def other_request(
             f"(asked now: {wake_word!r}, size {size}, seed {seed}"
             + (")" if made_for != (wake_word, size, seed) else ", with other counts)")
         )
+    return None
+
+
+def _other_voices(manifest: dict, voices: VoiceRequest) -> str | None:
+    """How the engines, Piper version or Piper voice files of generation.json differ from `voices`."""
+    recorded = {key: manifest.get(key) for key in ("engines", "piper_version", "piper_voices")}
+    wanted = {key: voices.record().get(key) for key in recorded}
+    if recorded["engines"] != wanted["engines"]:
+        made, asked = (" and ".join(x or ["espeak"]) for x in (recorded["engines"], wanted["engines"]))
+        return f"it was made with {made} (asked now: {asked})"
+    if recorded["piper_version"] != wanted["piper_version"]:
+        now = wanted["piper_version"] or "none"
+        return f"it was made with {recorded['piper_version']}; {now} is installed now"
+    if recorded["piper_voices"] != wanted["piper_voices"]:
+        return "it was made with other Piper voice files (or the files changed since)"
     return None
 
 

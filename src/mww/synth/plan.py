@@ -1,9 +1,11 @@
 """What a dataset is made of, decided from the seed before any audio is made: the speakers and which of
 them are held out, the texts they say, and one job per output file.
 
-A speaker is an espeak accent+variant ("en-us+f3", folder "en-us_f3"). About 20 % of the speakers
-are held out, a whole variant at a time (a held-out timbre is never heard in training, in any
-accent), and listed under `data.test_speakers`, so the trainer keeps them for the test split.
+A speaker is an espeak accent+variant ("en-us+f3", folder "en-us_f3") or a Piper voice's speaker
+(folder "piper_<voice>" or "piper_<voice>_<speaker>"). About 20 % of the speakers of each engine are
+held out, an espeak variant at a time (a held-out timbre is never heard in training, in any accent)
+and a Piper speaker at a time, and listed under `data.test_speakers`, so the trainer keeps them for
+the test split. With both engines, each says about half of the clips and of the ambient speech.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,7 @@ from mww.synth.phrases import audibly_distinct, confusable_phrases, wake_variant
 from mww.synth.request import GenerationCounts, GenerationError
 from mww.synth.sentences import negative_texts
 from mww.synth.sounds import BACKGROUND_KINDS
+from mww.synth.voices import ESPEAK_ONLY, VoiceRequest
 
 HELD_OUT_FRACTION = 0.2
 POSITIVE_SECONDS = (1.0, 2.5)
@@ -39,13 +42,20 @@ def speaker_id(voice: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", voice).strip("_")
 
 
-def _choose_speakers(rng: np.random.Generator, voices: Sequence[str], count: int) -> list[str]:
-    """`count` voices, distinct variants first (each with a random accent), in random order."""
+def _variant(voice: str) -> str:
+    return voice.partition("+")[2]
+
+
+def _choose_speakers(
+    rng: np.random.Generator, voices: Sequence[str], count: int, group: Callable[[str], str] = _variant
+) -> list[str]:
+    """`count` voices, distinct groups first (espeak: variants, each with a random accent), in random
+    order."""
     if count > len(voices):
         raise GenerationError(f"At most {len(voices)} speakers are available, {count} were asked for.")
     by_variant: dict[str, list[str]] = {}
     for voice in voices:
-        by_variant.setdefault(voice.partition("+")[2], []).append(voice)
+        by_variant.setdefault(group(voice), []).append(voice)
     variants = [sorted(by_variant)[i] for i in rng.permutation(len(by_variant))]
     accents = {v: [by_variant[v][i] for i in rng.permutation(len(by_variant[v]))] for v in variants}
     chosen: list[str] = []
@@ -54,13 +64,15 @@ def _choose_speakers(rng: np.random.Generator, voices: Sequence[str], count: int
     return chosen[:count]
 
 
-def held_out_voices(chosen: Sequence[str], fraction: float) -> list[str]:
+def held_out_voices(
+    chosen: Sequence[str], fraction: float, group: Callable[[str], str] = _variant
+) -> list[str]:
     """The voices kept out of training: every accent of the variants picked last, about `fraction`.
 
     A variant ("+f3") sets the voice's timbre and an accent only its pronunciation, so a held-out
     variant is held out in every accent: the test split then measures voices the model never heard.
     """
-    variant_of = {voice: voice.partition("+")[2] for voice in chosen}
+    variant_of = {voice: group(voice) for voice in chosen}
     voices_of = Counter(variant_of.values())  # insertion order: variants in the order first chosen
     wanted = max(1, round(len(chosen) * fraction))
     held: set[str] = set()
@@ -73,6 +85,22 @@ def held_out_voices(chosen: Sequence[str], fraction: float) -> list[str]:
 
 def _spread(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _in_turn(i: int, groups: list[list[str]]) -> str:
+    """The folder of clip `i`: the engines in turn, and each engine's speakers in turn."""
+    group = groups[i % len(groups)]
+    return group[(i // len(groups)) % len(group)]
+
+
+def _blocks(count: int, groups: list[list[str]]) -> list[tuple[str, int]]:
+    """(folder, clips) in folder order: `count` shared between the engines, then their speakers."""
+    parts = _spread(count, len(groups))
+    return [
+        (f, n)
+        for g, part in zip(groups, parts, strict=True)
+        for f, n in zip(g, _spread(part, len(g)), strict=True)
+    ]
 
 
 @dataclass
@@ -115,13 +143,13 @@ def _positive_jobs(
     wake_word: str,
     count: int,
     speakers: dict[str, str],
-    folders: list[str],
+    groups: list[list[str]],
     seed: int,
 ) -> list[Job]:
     variants = wake_variants(wake_word)
     jobs: list[Job] = []
     index = 0
-    for folder, number in zip(folders, _spread(count, len(folders)), strict=True):
+    for folder, number in _blocks(count, groups):
         for _ in range(number):
             text = variants[int(rng.integers(len(variants)))]
             path = f"positive/{folder}/pos_{index:05d}.wav"
@@ -131,11 +159,11 @@ def _positive_jobs(
 
 
 def _negative_jobs(
-    texts: list[str], count: int, speakers: dict[str, str], folders: list[str], seed: int
+    texts: list[str], count: int, speakers: dict[str, str], groups: list[list[str]], seed: int
 ) -> list[Job]:
     jobs: list[Job] = []
     for i in range(count):
-        folder = folders[i % len(folders)]
+        folder = _in_turn(i, groups)
         path = f"negative/{folder}/neg_{i:05d}.wav"
         jobs.append(SpeechJob(path, texts[i], speakers[folder], NEGATIVE_SECONDS, True, (seed, 4, i)))
     return jobs
@@ -146,7 +174,7 @@ def _hard_negative_jobs(
     hard: list[str],
     count: int,
     speakers: dict[str, str],
-    folders: list[str],
+    groups: list[list[str]],
     seed: int,
 ) -> tuple[list[Job], list[str]]:
     """The jobs, and the phrases they say (in the order of `hard`): each phrase once before any twice."""
@@ -156,7 +184,7 @@ def _hard_negative_jobs(
     for i in range(count if hard else 0):
         if not queue:
             queue = [hard[j] for j in rng.permutation(len(hard))]
-        folder, text = folders[i % len(folders)], queue.pop()
+        folder, text = _in_turn(i, groups), queue.pop()
         used.add(text)
         path = f"hard_negative/{folder}/hard_{i:05d}.wav"
         jobs.append(SpeechJob(path, text, speakers[folder], POSITIVE_SECONDS, False, (seed, 5, i)))
@@ -171,24 +199,85 @@ def _rir_jobs(rng: np.random.Generator, count: int, seed: int) -> list[Job]:
     return jobs
 
 
-def plan_dataset(wake_word: str, counts: GenerationCounts, seed: int) -> Plan:
-    """The whole dataset for this request; every random choice here comes from `seed`, in a fixed order."""
-    voices = tuple(tts.list_english_voices())
+def _espeak_speakers(
+    rng: np.random.Generator, voices: Sequence[str], count: int
+) -> tuple[dict[str, str], list[str]]:
+    """(folder -> voice of the chosen espeak voices, folders held out), as mww-generate always chose them."""
+    chosen = _choose_speakers(rng, voices, count)
+    held = [speaker_id(v) for v in held_out_voices(chosen, HELD_OUT_FRACTION)]
+    return {speaker_id(v): v for v in chosen}, held
+
+
+def _piper_speakers(
+    rng: np.random.Generator, speakers: dict[str, str], count: int
+) -> tuple[list[str], list[str]]:
+    """(folders of `count` Piper speakers, different voice files first; the ones held out, one speaker at
+    a time). A file's speakers share its path, which groups them."""
+    folder_of = {voice: folder for folder, voice in speakers.items()}
+    chosen = _choose_speakers(rng, list(speakers.values()), count, group=lambda v: v.rpartition("#")[0])
+    held = held_out_voices(chosen, HELD_OUT_FRACTION, group=lambda v: v)
+    return [folder_of[v] for v in chosen], [folder_of[v] for v in held]
+
+
+def _engine_counts(speakers: int, piper_available: int, both: bool) -> tuple[int, int]:
+    """(espeak speakers, Piper speakers) for `speakers` in all: Piper gets half when both speak, and at
+    most the speakers its voices have."""
+    if not both:
+        if piper_available < 2:
+            raise GenerationError(
+                f"Piper alone needs at least 2 speakers (one is held out for the test split), but the voices "
+                f"given have {piper_available}. Give another --piper-voice (or a multi-speaker voice), or "
+                "mix with espeak (--tts espeak,piper)."
+            )
+        return 0, min(speakers, piper_available)
+    wanted = min(piper_available, max(1, speakers // 2))
+    return speakers - wanted, wanted
+
+
+def _ambient_voices(espeak: tuple[str, ...], piper: tuple[str, ...]) -> tuple[str, ...]:
+    """The voices ambient speech and babble draw from: with both engines, the Piper speakers repeated so
+    that each engine is drawn about half of the time."""
+    if not espeak or not piper:
+        return espeak or piper
+    return espeak + piper * max(1, round(len(espeak) / len(piper)))
+
+
+def _speakers(
+    rng: np.random.Generator, counts: GenerationCounts, voices: VoiceRequest
+) -> tuple[dict[str, str], list[list[str]], list[str], tuple[str, ...]]:
+    """(folder -> voice, the folders of each engine, the folders held out, the ambient voices)."""
+    espeak = tuple(tts.list_english_voices()) if voices.espeak else ()
+    piper = voices.piper_speakers()
+    if not piper:
+        speakers, held = _espeak_speakers(rng, espeak, counts.speakers)
+        return speakers, [list(speakers)], held, espeak
+    n_espeak, n_piper = _engine_counts(counts.speakers, len(piper), voices.espeak)
+    speakers, held = _espeak_speakers(rng, espeak, n_espeak) if n_espeak else ({}, [])
+    folders, held_piper = _piper_speakers(rng, piper, n_piper)
+    groups = [list(speakers)] if speakers else []
+    speakers.update((f, piper[f]) for f in folders)
+    return speakers, [*groups, folders], held + held_piper, _ambient_voices(espeak, tuple(piper.values()))
+
+
+def plan_dataset(
+    wake_word: str, counts: GenerationCounts, seed: int, voices: VoiceRequest = ESPEAK_ONLY
+) -> Plan:
+    """The whole dataset for this request; every random choice here comes from `seed`, in a fixed order.
+
+    `voices` picks the engines (espeak alone by default, which gives what mww-generate always gave)."""
     rng = np.random.default_rng([seed, 0])
-    chosen = _choose_speakers(rng, voices, counts.speakers)
-    folders = [speaker_id(v) for v in chosen]
-    speakers = dict(zip(folders, chosen, strict=True))
-    held_out = sorted(speaker_id(v) for v in held_out_voices(chosen, HELD_OUT_FRACTION))
+    speakers, groups, held_out, ambient_voices = _speakers(rng, counts, voices)
+    held_out = sorted(held_out)
     texts = negative_texts(rng, max(counts.negatives, TEXT_POOL_SIZE), wake_word)
     pool = tuple(texts[:TEXT_POOL_SIZE])
     hard = audibly_distinct(confusable_phrases(wake_word, HARD_NEGATIVE_PHRASES * 2), wake_word)
     hard = hard[:HARD_NEGATIVE_PHRASES]
 
-    ambient = _ambient_jobs(counts.ambient_seconds, voices, pool, hard, seed)
-    jobs = ambient + _background_jobs(counts.background, voices, pool, seed)
-    jobs += _positive_jobs(rng, wake_word, counts.positives, speakers, folders, seed)
-    jobs += _negative_jobs(texts, counts.negatives, speakers, folders, seed)
-    hard_jobs, used_phrases = _hard_negative_jobs(rng, hard, counts.hard_negatives, speakers, folders, seed)
+    ambient = _ambient_jobs(counts.ambient_seconds, ambient_voices, pool, hard, seed)
+    jobs = ambient + _background_jobs(counts.background, ambient_voices, pool, seed)
+    jobs += _positive_jobs(rng, wake_word, counts.positives, speakers, groups, seed)
+    jobs += _negative_jobs(texts, counts.negatives, speakers, groups, seed)
+    hard_jobs, used_phrases = _hard_negative_jobs(rng, hard, counts.hard_negatives, speakers, groups, seed)
     jobs += hard_jobs + _rir_jobs(rng, counts.rirs, seed)
 
     tally = {name: sum(1 for job in jobs if job.path.startswith(f"{name}/")) for name in SUBFOLDERS}

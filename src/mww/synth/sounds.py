@@ -12,11 +12,16 @@ import numpy as np
 from scipy.signal import lfilter
 
 from mww.device.constants import SAMPLE_RATE_HZ
-from mww.synth import tts
+from mww.synth import piper, tts
 
 RATE_WPM = (130, 220)
 PITCH = (25, 75)
 PITCH_RANGE = (20, 80)
+# Piper: slower or faster speech, and how much the voice and the phoneme timing vary (the voices'
+# own defaults are 1.0, 0.667 and 0.8)
+LENGTH_SCALE = (0.8, 1.3)
+NOISE_SCALE = (0.4, 0.9)
+NOISE_W = (0.5, 1.0)
 PEAK_DBFS = (-12.0, -1.0)
 BACKGROUND_RMS_DBFS = (-35.0, -15.0)
 BACKGROUND_KINDS = ("white", "pink", "brown", "hum", "babble", "mixture")
@@ -98,7 +103,18 @@ def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
     return items[int(rng.integers(len(items)))]
 
 
+def _piper_params(rng: np.random.Generator) -> dict[str, float]:
+    return {
+        "length_scale": float(rng.uniform(*LENGTH_SCALE)),
+        "noise_scale": float(rng.uniform(*NOISE_SCALE)),
+        "noise_w": float(rng.uniform(*NOISE_W)),
+        "seed": int(rng.integers(2**31 - 1)),
+    }
+
+
 def _speak(rng: np.random.Generator, text: str, voice: str) -> np.ndarray:
+    if piper.is_piper(voice):
+        return piper.synthesize(text, voice, **_piper_params(rng)).astype(np.float64)
     return tts.synthesize(text, voice, **_voice_params(rng)).astype(np.float64)
 
 

@@ -1,5 +1,5 @@
 """The train stage: step-based training in phases (`trainer`) with its progress and logs (`runlog`),
 validation the way the device runs (`validation`, `metrics`), the cutoff and window a model ships
 with (`calibration`), hard-negative mining (`mining`), the weights' moving average
-(`weight_average`), checkpoints and their selection (`checkpoints`) and resuming a stopped run
-(`resume`). It imports `device`, `config`, `data` and `model`."""
+(`weight_average`), checkpoints and their selection (`checkpoints`), resuming a stopped run
+(`resume`) and starting a run from a trained checkpoint (`fine_tune`). It imports `device`, `config`, `data` and `model`."""
