@@ -172,3 +172,16 @@ def test_cli_fine_tunes_from_a_checkpoint(trained, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 phase(s), 20 steps" in out and f"starting from {checkpoint}" in out
     assert (Path(cfg.paths.checkpoint_dir) / BEST_NAME).is_file()
+
+
+def test_an_interrupted_fine_tuning_run_resumes_from_its_own_state(trained, tmp_path):
+    data, checkpoint = trained
+    cfg = one_phase(tiny_config(data, tmp_path), steps=30, learning_rate=0.001)
+    trainer = Trainer(cfg, progress=False, out=io.StringIO(), init_from=checkpoint)
+    trainer.stop_after = 12
+    assert trainer.train().interrupted
+    out = io.StringIO()
+    result = Trainer(cfg, progress=False, out=out, init_from=checkpoint).train(resume=True)
+    log = out.getvalue()
+    assert "resumed at step 12" in log and f"starting from {checkpoint}" in log
+    assert result.last_step == 30 and not result.interrupted
