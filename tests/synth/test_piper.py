@@ -333,3 +333,19 @@ def test_piper_alone_holds_out_a_piper_speaker(tmp_path):
     assert len(summary.held_out_speakers) == 1  # a fifth of four, one speaker at a time
     override = yaml.safe_load((tmp_path / "out" / "demo_override.yaml").read_text())
     assert override["data"]["test_speakers"] == summary.held_out_speakers
+
+
+def test_cli_generates_with_a_piper_voice(tmp_path, monkeypatch, capsys):
+    from mww.synth import request
+
+    monkeypatch.setitem(request.SIZES, "small", GenerationCounts(4, 0, 0, 0, 0, 0.0, 2))
+    out = tmp_path / "dataset"
+    assert (
+        main(
+            ["--output", str(out), "--quiet", "--tts", "espeak", "--tts", "piper", "--piper-voice", str(JOE)]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "speech engines: espeak, piper" in printed
+    assert len(list((out / "positive" / "piper_en_US-joe-medium").glob("*.wav"))) == 2
