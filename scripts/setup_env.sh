@@ -70,9 +70,22 @@ setup() {  # setup DIR REQUIREMENTS
   echo "$stamp" >"$dir/.mww-stamp"
 }
 
+install_browser() {  # Debian's chromium and its driver, which the studio's browser tests drive (tests/studio)
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: chromium and chromium-driver are missing and need root and apt to install; the studio's browser tests will be skipped" >&2
+    return 0
+  fi
+  echo "== installing chromium and chromium-driver (Debian's packages) for the studio's browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; then
+    echo "note: chromium could not be installed; the studio's browser tests will be skipped" >&2
+  fi
+}
+
 case "$which_env" in
-  tf) setup .venv requirements.txt ;;
+  tf) setup .venv requirements.txt && install_browser ;;
   torch) setup .venv-torch requirements-torch.txt ;;
-  all) setup .venv requirements.txt && setup .venv-torch requirements-torch.txt ;;
+  all) setup .venv requirements.txt && install_browser && setup .venv-torch requirements-torch.txt ;;
   *) echo "usage: scripts/setup_env.sh [tf|torch|all]" >&2; exit 2 ;;
 esac

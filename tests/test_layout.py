@@ -21,7 +21,7 @@ STAGES = (
     ("evaluate",),
     ("tune",),
     ("cluster",),
-    ("cli",),
+    ("cli", "studio"),  # the commands and the studio over them: both may import every stage
 )
 RANK = {name: rank for rank, names in enumerate(STAGES) for name in names}
 MAX_MODULE_LINES = 600

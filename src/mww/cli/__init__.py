@@ -51,9 +51,15 @@ def export_command(checkpoint: str | Path, args: argparse.Namespace) -> str:
     return f"mww-export --checkpoint {checkpoint} {flags}"
 
 
+def error_line(prog: str, message: object) -> str:
+    """`prog: error: message`, the message joined into one paragraph: what a command prints for a bad
+    input (and what the studio shows for the same failure)."""
+    return f"{prog}: error: {' '.join(str(message).split())}"
+
+
 def fail(prog: str, message: object, code: int = 2) -> int:
     """Print `prog: error: message` (one paragraph) to stderr and return the exit status `code`."""
-    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(error_line(prog, message), file=sys.stderr)
     return code
 
 
