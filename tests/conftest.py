@@ -49,6 +49,7 @@ def dataset_paths(data_root: Path, processed_dir: Path) -> dict[str, str]:
         "background_dir": "background",
         "rir_dir": "rirs",
         "ambient_dir": "ambient",
+        "false_wake_dir": "false_wakes",
     }
     return {**{k: str(data_root / v) for k, v in folders.items()}, "processed_dir": str(processed_dir)}
 

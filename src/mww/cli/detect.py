@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         "(the device does not detect in its first second; use this for short clips that start with the "
         "wake word)",
     )
+    parser.add_argument(
+        "--save-detections",
+        metavar="DIR",
+        help="write the audio around each detection (2 s before, 1 s after) into DIR as a WAV named after "
+        "its source and time; the ones that were false wakes go into the dataset's false_wakes/ folder",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     return parser
 
@@ -220,6 +226,7 @@ def _run_files(args: argparse.Namespace, model: WakeWordModel, audio: list[str])
     results = detect_files(model, audio, convert=args.convert, armed=args.armed)
     total = sum(len(r.detections) for r in results)
     seconds = sum(r.duration_s for r in results)
+    saved = _save_file_detections(args, results)
     if args.json:
         payload = {
             "model": _model_dict(model),
@@ -227,6 +234,7 @@ def _run_files(args: argparse.Namespace, model: WakeWordModel, audio: list[str])
             "files": [r.to_dict() for r in results],
             "total_detections": total,
             "total_duration_s": round(seconds, 3),
+            **({"saved_detections": [str(p) for p in saved]} if args.save_detections else {}),
         }
         print(json.dumps(payload, indent=2))
         return 0
@@ -237,11 +245,40 @@ def _run_files(args: argparse.Namespace, model: WakeWordModel, audio: list[str])
         f"Total: {total} detection{'s' if total != 1 else ''} in {len(results)} "
         f"file{'s' if len(results) != 1 else ''} ({seconds:.2f} s of audio)"
     )
+    lines += _saved_lines(args, saved)
     print("\n".join(lines))
     return 0
 
 
+def _save_file_detections(args: argparse.Namespace, results: Sequence[FileDetections]) -> list[Path]:
+    """With --save-detections: the audio around every detection of every file, written into DIR."""
+    from mww.evaluate.false_wakes import save_file_detections
+
+    if not args.save_detections:
+        return []
+    saved = []
+    for result in results:
+        if result.detections:
+            samples = round(result.duration_s * C.SAMPLE_RATE_HZ)
+            times = [d.time_s for d in result.detections]
+            saved += save_file_detections(
+                Path(args.save_detections), result.path, times, samples, convert=args.convert
+            )
+    return saved
+
+
+def _saved_lines(args: argparse.Namespace, saved: Sequence[Path]) -> list[str]:
+    if not args.save_detections:
+        return []
+    return [
+        f"Saved {len(saved)} detection clip{'s' if len(saved) != 1 else ''} in {args.save_detections}; move "
+        "the false wakes among them into the dataset's false_wakes/ folder to train against them",
+        *(f"  {p}" for p in saved),
+    ]
+
+
 def _run_mic(args: argparse.Namespace, model: WakeWordModel) -> int:
+    from mww.evaluate.false_wakes import LiveClipSaver
     from mww.evaluate.listen import listen
 
     def started(name: str) -> None:
@@ -250,23 +287,40 @@ def _run_mic(args: argparse.Namespace, model: WakeWordModel) -> int:
         until = f"for {args.duration:g} s" if args.duration else "until Ctrl+C"
         _note(f'listening on {name!r} for "{model.wake_word}" {until}')
 
+    saver = LiveClipSaver(Path(args.save_detections)) if args.save_detections else None
+
     def heard(detection: Detection) -> None:
         if not args.json:
             print(_detection_line(detection, f"{model.wake_word}  "), flush=True)
+        if saver is not None:
+            saver.detected(detection.time_s)
 
-    session: MicrophoneSession = listen(
-        model,
-        device=args.device,
-        duration_s=args.duration,
-        armed=args.armed,
-        on_detection=heard,
-        on_start=started,
-    )
+    try:
+        session: MicrophoneSession = listen(
+            model,
+            device=args.device,
+            duration_s=args.duration,
+            armed=args.armed,
+            on_detection=heard,
+            on_start=started,
+            on_audio=saver.feed if saver is not None else None,
+        )
+    finally:
+        if saver is not None:
+            saver.close()  # the detections of the last second, with what was heard
+    saved = saver.saved if saver is not None else []
     if args.json:
-        print(json.dumps({"model": _model_dict(model), "armed": args.armed, **session.to_dict()}, indent=2))
+        extra = {"saved_detections": [str(p) for p in saved]} if saver is not None else {}
+        print(
+            json.dumps(
+                {"model": _model_dict(model), "armed": args.armed, **session.to_dict(), **extra}, indent=2
+            )
+        )
         return 0
     n = len(session.detections)
     print(f"Heard {session.duration_s:.1f} s on {session.device!r}: {n} detection{'s' if n != 1 else ''}")
+    for line in _saved_lines(args, saved):
+        print(line)
     if session.overflows:
         _note(
             f"{session.overflows} block(s) of audio were lost (input overflow); the computer could not keep "
@@ -283,6 +337,10 @@ def _detect(args: argparse.Namespace) -> int:
         raise UsageError("give one or more audio files after the model, or --mic to listen live")
     if not args.mic and (args.device is not None or args.duration is not None):
         raise UsageError("--device and --duration only apply with --mic")
+    if args.save_detections:
+        from mww.evaluate.false_wakes import detection_folder
+
+        detection_folder(args.save_detections)  # refused before anything runs
     model = _load(args, model_path)
     return _run_mic(args, model) if args.mic else _run_files(args, model, audio)
 

@@ -24,12 +24,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from mww.data import feature_sets
     from mww.data.ingest import summary_lines
     from mww.data.prepare import prepare_data
 
     config = config_from_args(args)
+    sets = feature_sets.open_feature_sets(config)
     prepared = prepare_data(config, progress=not args.quiet)
-    for line in summary_lines(prepared.ingest):
+    for line in [*summary_lines(prepared.ingest), *feature_sets.summary_lines(sets)]:
         print(line)
     f = prepared.features
     print(f"features: {f.computed} computed, {f.reused} reused from cache, {len(f.failed)} failed")

@@ -308,12 +308,51 @@ def _convert(
         return str(value)
     if hint is Path and isinstance(value, str | os.PathLike) and os.fspath(value).strip():
         return absolute_path(value)
+    if dataclasses.is_dataclass(hint):
+        return _convert_entry(value, hint, key, source)
     if hint not in (bool, int, float, str, Path):
         raise TypeError(f"config field {key} has an unsupported type hint {hint!r}")
     raise _type_error(key, value, hint, source)
 
 
+def _convert_entry(value: Any, cls: Any, key: str, source: str) -> Any:
+    """One mapping in a list of mappings (an entry of 'data.feature_sets'), as its dataclass: unknown
+    keys refused, keys without a default required, every value converted and checked by its field."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {item.name: getattr(value, item.name) for item in dataclasses.fields(value)}
+    names = [item.name for item in dataclasses.fields(cls)]
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"Wrong type for '{key}' in {source}: got {show_value(value)} ({kind_of(value)}), but it must be "
+            f"a mapping with the keys {', '.join(names)}. Write it as an indented entry starting with "
+            f"'- {names[0]}: ...'."
+        )
+    for name in value:
+        if name not in names:
+            close = get_close_matches(str(name), names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"Unknown key '{name}' in '{key}' in {source}.{hint} The keys of each entry are: "
+                f"{', '.join(names)}. Rename or remove '{name}'."
+            )
+    hints, converted = _hints(cls), {}
+    for item in dataclasses.fields(cls):
+        if item.name not in value:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                raise ConfigError(
+                    f"'{key}' in {source} has no '{item.name}', which every entry needs. Add "
+                    f"'{item.name}: ...' to it."
+                )
+            continue
+        sub = f"{key}.{item.name}"
+        converted[item.name] = _convert(value[item.name], hints[item.name], sub, source, item.metadata)
+        _check_rules(converted[item.name], item.metadata, sub, source)
+    return cls(**converted)
+
+
 def _describe(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return "mappings with the keys " + ", ".join(item.name for item in dataclasses.fields(hint))
     if typing.get_origin(hint) is list:
         item = typing.get_args(hint)[0]
         return {int: "a list of whole numbers", float: "a list of numbers", str: "a list of strings"}.get(

@@ -6,6 +6,8 @@ Layout (folders from the config's `paths` section):
                            is that speaker (kept in the same split), otherwise each file stands alone
   background/**, rirs/**   noise and impulse responses for augmentation (never split)
   ambient/**               long recordings for false-activation measurement (validation and test only)
+  false_wakes/**           recordings that woke the device: hard negatives of their own, split like
+                           negatives (`paths.false_wake_dir`)
 
 Files that cannot be used are skipped, never fatal: one summary line per reason, and every
 skipped file with its reason in `<processed_dir>/ingest_report.txt`.
@@ -33,8 +35,8 @@ from mww.device.audio import AUDIO_EXTENSIONS, AudioError, load_audio
 from mww.device.constants import SAMPLE_RATE_HZ
 from mww.errors import MwwError
 
-KINDS = ("positive", "negative", "hard_negative", "background", "rir", "ambient")
-SPLIT_KINDS = ("positive", "negative", "hard_negative", "ambient")
+KINDS = ("positive", "negative", "hard_negative", "background", "rir", "ambient", "false_wake")
+SPLIT_KINDS = ("positive", "negative", "hard_negative", "ambient", "false_wake")
 SPLITS = ("train", "validation", "test")
 REPORT_NAME = "ingest_report.txt"
 SPLIT_MANIFEST_NAME = "splits.json"
@@ -88,6 +90,7 @@ def kind_dirs(paths: PathsConfig) -> dict[str, Path]:
         "background": Path(paths.background_dir),
         "rir": Path(paths.rir_dir),
         "ambient": Path(paths.ambient_dir),
+        "false_wake": Path(paths.false_wake_dir),
     }
 
 
@@ -205,7 +208,7 @@ def assign_speakers(
         speaker = namelist.get(clip.path.resolve())
         if speaker is None and clip.kind == "positive":
             speaker = first_folder(clip.path, dirs["positive"])
-        elif speaker is None and clip.kind in ("negative", "hard_negative"):
+        elif speaker is None and clip.kind in ("negative", "hard_negative", "false_wake"):
             folder = first_folder(clip.path, dirs[clip.kind])
             speaker = folder if folder in positive_speakers else None
         out.append(replace(clip, speaker=speaker))

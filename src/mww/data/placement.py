@@ -23,6 +23,10 @@ from mww.device.constants import SAMPLE_RATE_HZ, frames_for_duration_ms
 # Kinds whose longer clips keep their end (the wake word, and the phrases that sound like it);
 # longer clips of other kinds are cut into pieces that fit (`chunk_count`).
 END_ALIGNED_KINDS = frozenset({"positive", "hard_negative"})
+# A detection saved by `mww-detect --save-detections` (a false wake, once it is put into the dataset)
+# holds this much audio before and after the moment the device fired.
+SAVED_BEFORE_S = 2.0
+SAVED_AFTER_S = 1.0
 
 
 def chunk_samples(aug_cfg: AugmentationConfig) -> int:

@@ -14,7 +14,7 @@ from mww.data.feature_store import FeatureStore
 from mww.data.featurize import FeaturizeResult, featurize_files, open_feature_store
 from mww.data.ingest import IngestError, IngestResult, ingest, load_namelist
 
-FEATURIZED_KINDS = ("positive", "negative", "hard_negative", "ambient")
+FEATURIZED_KINDS = ("positive", "negative", "hard_negative", "ambient", "false_wake")
 
 
 @dataclass

@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -23,18 +24,37 @@ from mww.device.features import uint16_to_float
 TRUNCATIONS = ("end", "random", "fixed")
 
 
+class RowStore(Protocol):
+    """Where a source's arrays are: a `FeatureStore`, or a precomputed set (`mww.data.feature_sets`)."""
+
+    width: int
+
+    def location(self, key: str) -> tuple[int, int]:
+        """(first row, row count) of one array."""
+        ...
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Rows by absolute row number."""
+        ...
+
+
 @dataclass
 class Source:
-    """One kind of training example and where its arrays are."""
+    """One kind of training example and where its arrays are.
+
+    Its class weight is `class_weight` when given, else the weight of the kind `weight_kind` (by
+    default its `name`) in the phase being trained (`mww.train.trainer.class_weights`)."""
 
     name: str
     label: int
     sampling_weight: float
     truncation: str
-    store: FeatureStore
+    store: FeatureStore | RowStore
     keys: list[str]
     starts: list[int] = field(default_factory=list)  # "fixed" only: window start per key
     end_jitter: int = 0  # "end" only: the window ends up to this many frames before the array end
+    class_weight: float | None = None
+    weight_kind: str = ""
 
     def __post_init__(self) -> None:
         if self.truncation not in TRUNCATIONS:

@@ -5,7 +5,9 @@ training, each placed by the end of its last sound); validation clips are placed
 window without augmentation, and streamed to the detector as a device hears them (`clip_stream`:
 one input window of silence before the whole recording, trailing silence and all, and
 `mww.data.augment.STREAM_TAIL_S` of silence after it); ambient recordings are scored as the device
-streams them, from their clean features.
+streams them, from their clean features. Precomputed feature sets (`mww.data.feature_sets`) add
+training negatives and ambient audio; false wakes (`paths.false_wake_dir`) are hard negatives of
+their own.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from mww.data.augment import (
     augmentation_files,
     open_augmented_store,
 )
+from mww.data.feature_sets import FeatureSet, ambient_streams, open_feature_sets, training_sources
 from mww.data.feature_store import FeatureStore
 from mww.data.ingest import Clip
-from mww.data.placement import chunk_count, stream_lead_frames
+from mww.data.placement import SAVED_AFTER_S, chunk_count, stream_lead_frames
 from mww.data.prepare import PreparedData, prepare_data
 from mww.data.sampler import Source
 from mww.device.constants import WINDOW_SIZE_MS, WINDOW_STEP_MS, frames_for_duration_ms
@@ -38,7 +41,7 @@ from mww.errors import MwwError
 
 logger = logging.getLogger(__name__)
 
-TRAIN_KINDS = ("positive", "negative", "hard_negative")
+TRAIN_KINDS = ("positive", "negative", "hard_negative", "false_wake")
 NOISE_SNRS_DB = (20.0, 10.0)  # recall in noise: background audio mixed into the positives at these SNRs
 
 
@@ -47,7 +50,7 @@ def noise_key(snr_db: float) -> str:
     return f"operating_point_recall_in_noise_{snr_db:g}db"
 
 
-LABELS = {"positive": 1, "negative": 0, "hard_negative": 0}
+LABELS = {"positive": 1, "negative": 0, "hard_negative": 0, "false_wake": 0}
 
 
 class PoolEntry(NamedTuple):
@@ -93,6 +96,11 @@ class EvalData:
     negative_seconds: float | None = None
     # Where each clip's recording starts in its stream (seconds), for times reported in the file.
     stream_offsets_s: dict[Path, float] = field(default_factory=dict)
+    false_wake_streams: list[np.ndarray] = field(default_factory=list)  # per false wake (as positives)
+    false_wake_paths: list[Path] = field(default_factory=list)
+    # Per ambient stream: "ambient" (the dataset's folder) or the feature set it comes from. Empty: all
+    # from the folder.
+    ambient_sources: list[str] = field(default_factory=list)
 
     @property
     def ambient_hours(self) -> float:
@@ -116,8 +124,9 @@ def _split(prepared: PreparedData, kind: str, split: str) -> list[Clip]:
     return [c for c in prepared.ingest.of(kind, split) if c.path in prepared.features.keys]
 
 
-def check_dataset(prepared: PreparedData, config: MwwConfig) -> None:
-    """Refuse datasets that cannot give a meaningful model, with what to do about it."""
+def check_dataset(prepared: PreparedData, config: MwwConfig, feature_sets: Sequence[FeatureSet] = ()) -> None:
+    """Refuse datasets that cannot give a meaningful model, with what to do about it (an ambient
+    feature set stands in for ambient recordings)."""
     paths = config.paths
     problems = []
     if not _split(prepared, "positive", "train"):
@@ -132,7 +141,9 @@ def check_dataset(prepared: PreparedData, config: MwwConfig) -> None:
         )
     if not _split(prepared, "negative", "train"):
         problems.append(f"no usable negative clips in the training split (folder {paths.negative_dir})")
-    if not _split(prepared, "ambient", "validation"):
+    if not _split(prepared, "ambient", "validation") and not any(
+        fs.config.role != "training" for fs in feature_sets
+    ):
         problems.append(
             f"no ambient recordings in the validation split (folder {paths.ambient_dir}): false activations "
             "per hour are measured on long everyday recordings; put at least two there (mww-generate makes "
@@ -301,6 +312,8 @@ class _ClipSets:
     negative_paths: list[Path] = field(default_factory=list)
     hard_negative_streams: list[np.ndarray] = field(default_factory=list)
     hard_negative_paths: list[Path] = field(default_factory=list)
+    false_wake_streams: list[np.ndarray] = field(default_factory=list)
+    false_wake_paths: list[Path] = field(default_factory=list)
     after: dict[str, list[int]] = field(default_factory=lambda: {kind: [] for kind in TRAIN_KINDS})
     negative_seconds: float = 0.0
     offsets: dict[Path, float] = field(default_factory=dict)
@@ -319,6 +332,9 @@ class _ClipSets:
             self.negative_streams.append(stream)
             self.negative_paths.append(clip.path)
             self.negative_seconds += held_s
+        elif clip.kind == "false_wake":
+            self.false_wake_streams.append(stream)
+            self.false_wake_paths.append(clip.path)
         else:
             self.hard_negative_streams.append(stream)
             self.hard_negative_paths.append(clip.path)
@@ -395,58 +411,75 @@ def _assembled(
         hard_negative_paths=sets.hard_negative_paths,
         positive_speakers=sets.speakers,
         ambient_durations=[float(c.duration_s) for c in ambient],
-        silence_after=[n for kind in ("positive", "negative", "hard_negative") for n in sets.after[kind]],
+        silence_after=[n for kind in TRAIN_KINDS for n in sets.after[kind]],
         negative_seconds=sets.negative_seconds,
         stream_offsets_s=sets.offsets,
+        false_wake_streams=sets.false_wake_streams,
+        false_wake_paths=sets.false_wake_paths,
+        ambient_sources=["ambient"] * len(ambient),
     )
 
 
 def eval_data(
-    config: MwwConfig, prepared: PreparedData, split: str, input_frames: int, progress: bool = False
+    config: MwwConfig,
+    prepared: PreparedData,
+    split: str,
+    input_frames: int,
+    progress: bool = False,
+    feature_sets: Sequence[FeatureSet] | None = None,
 ) -> EvalData:
     """The evaluation set of one split (validation or test).
 
     The clip windows are placed as in training (by the end of each clip's sound); the streams the
     detector runs on are the whole recordings as a device hears them (`clip_stream`), trailing
-    silence and all, since the device goes on listening after the wake word.
+    silence and all, since the device goes on listening after the wake word. The ambient arrays of
+    the config's feature sets (`feature_sets`, else opened here) follow the ambient recordings.
     """
     check_window(config, input_frames)
+    sets_of_config = open_feature_sets(config) if feature_sets is None else feature_sets
     clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, split)]
     sets = _clip_sets(config, prepared, clips, input_frames, progress)
     ambient = _split(prepared, "ambient", split)
-    ambient_streams = [
+    ambient_features = [
         uint16_to_float(np.asarray(prepared.store.get(prepared.features.keys[c.path]))) for c in ambient
-    ]
-    return _assembled(sets, ambient, ambient_streams, input_frames, prepared.store.width)
+    ]  # converted as they are streamed: an ambient recording of hours never lies in memory as float32
+    data = _assembled(sets, ambient, ambient_features, input_frames, prepared.store.width)
+    extra = ambient_streams(sets_of_config, split, input_frames)
+    data.ambient_streams += extra.streams
+    data.ambient_paths += extra.paths
+    data.ambient_durations += extra.seconds
+    data.ambient_sources += extra.sets
+    data.ambient_seconds += float(sum(extra.seconds))
+    return data
 
 
-def build_training_data(config: MwwConfig, input_frames: int, progress: bool = True) -> TrainingData:
-    """Prepare, check, augment and assemble everything one training run reads."""
-    check_window(config, input_frames)
-    background, rirs = augmentation_files(config)
-    check_selection_metrics(config, background)
-    prepared = prepare_data(config, progress=progress)
-    check_dataset(prepared, config)
-    workers = config.performance.resolved_num_workers()
-    train_clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, "train")]
-    store = open_augmented_store(config.paths.processed_dir, config.augmentation, background, rirs)
-    augmented = augment_clips(
-        train_clips, config, store, workers, progress, background_files=background, rir_files=rirs
-    )
+def _dataset_sources(
+    config: MwwConfig, train_clips: list[Clip], augmented: AugmentResult, store: FeatureStore
+) -> tuple[list[Source], dict[str, int], list[PoolEntry]]:
+    """The sampler's sources of the dataset's folders, their example counts, and the pool mining
+    draws from (the negatives' and the false wakes' variants)."""
     training = config.training
     weights = {
         "positive": training.positive_sampling_weight,
         "negative": training.negative_sampling_weight,
         "hard_negative": training.hard_negative_sampling_weight,
+        "false_wake": training.false_wake_sampling_weight,
     }
     # Positives may end up to one sliding window of invocations before the window end, so the
     # model learns to stay high for the whole detection window, not for one frame.
-    end_jitter = config.export.sliding_window_size * config.model.stride
+    end_jitter = {
+        "positive": config.export.sliding_window_size * config.model.stride,
+        "negative": 0,
+        # A false wake's windows end anywhere in its last SAVED_AFTER_S + max_jitter_s seconds, where the
+        # moment that woke the device is in a recording `mww-detect --save-detections` saved.
+        "false_wake": frames_for_duration_ms((SAVED_AFTER_S + config.augmentation.max_jitter_s) * 1000.0),
+    }
     sources, counts, pool = [], {}, []
     for kind in TRAIN_KINDS:
-        keys = [v.key for c in train_clips if c.kind == kind for v in augmented.variants.get(c.path, [])]
-        counts[kind] = len(keys)
+        variants = [(c, v) for c in train_clips if c.kind == kind for v in augmented.variants.get(c.path, [])]
+        counts[kind] = len(variants)
         truncation = "random" if kind == "negative" else "end"
+        jitter = end_jitter.get(kind, end_jitter["positive"])
         sources.append(
             Source(
                 kind,
@@ -454,18 +487,32 @@ def build_training_data(config: MwwConfig, input_frames: int, progress: bool = T
                 weights[kind],
                 truncation,
                 store,
-                keys,
-                end_jitter=end_jitter * (kind != "negative"),
+                [v.key for _, v in variants],
+                end_jitter=jitter,
             )
         )
-        if kind == "negative":
-            pool = [
-                PoolEntry(v.key, c.path, v.end_frame, v.length_s, v.start_s)
-                for c in train_clips
-                if c.kind == kind
-                for v in augmented.variants.get(c.path, [])
-            ]
-    validation = eval_data(config, prepared, "validation", input_frames, progress)
+        if kind in ("negative", "false_wake"):
+            pool += [PoolEntry(v.key, c.path, v.end_frame, v.length_s, v.start_s) for c, v in variants]
+    return sources, counts, pool
+
+
+def build_training_data(config: MwwConfig, input_frames: int, progress: bool = True) -> TrainingData:
+    """Prepare, check, augment and assemble everything one training run reads."""
+    check_window(config, input_frames)
+    background, rirs = augmentation_files(config)
+    check_selection_metrics(config, background)
+    feature_sets = open_feature_sets(config)  # refused before any time is spent
+    prepared = prepare_data(config, progress=progress)
+    check_dataset(prepared, config, feature_sets)
+    workers = config.performance.resolved_num_workers()
+    train_clips = [c for kind in TRAIN_KINDS for c in _split(prepared, kind, "train")]
+    store = open_augmented_store(config.paths.processed_dir, config.augmentation, background, rirs)
+    augmented = augment_clips(
+        train_clips, config, store, workers, progress, background_files=background, rir_files=rirs
+    )
+    sources, counts, pool = _dataset_sources(config, train_clips, augmented, store)
+    set_sources, set_counts = training_sources(feature_sets)
+    validation = eval_data(config, prepared, "validation", input_frames, progress, feature_sets)
     if background:
         validation.noise_streams = {
             snr: list(
@@ -475,4 +522,4 @@ def build_training_data(config: MwwConfig, input_frames: int, progress: bool = T
             )
             for snr in NOISE_SNRS_DB
         }
-    return TrainingData(sources, store, pool, validation, prepared, counts)
+    return TrainingData(sources + set_sources, store, pool, validation, prepared, counts | set_counts)

@@ -297,12 +297,14 @@ def listen(
     armed: bool = False,
     on_detection: Callable[[Detection], None] | None = None,
     on_start: Callable[[str], None] | None = None,
+    on_audio: Callable[[bytes], None] | None = None,
 ) -> MicrophoneSession:
     """Run the model on the microphone until `duration_s` seconds were heard or Ctrl+C.
 
     One persistent device start: one front end, one TFLite Micro interpreter, one detector. Each
     detection is passed to `on_detection` as it happens; `on_start` gets the device name once the
-    stream is open. Raises LiveError when sounddevice or an input device is missing.
+    stream is open; `on_audio` gets every block of samples (int16 bytes) before the model hears it.
+    Raises LiveError when sounddevice or an input device is missing.
     """
     sd = import_sounddevice()
     name = find_input_device(sd, device)
@@ -330,6 +332,8 @@ def listen(
             while duration_s is None or live.seconds_heard < duration_s:
                 data, overflowed = stream.read(block)  # one invocation's worth of samples
                 overflows += int(bool(overflowed))
+                if on_audio is not None:
+                    on_audio(bytes(data))
                 for detection in live.feed(bytes(data)):
                     if on_detection is not None:
                         on_detection(detection)

@@ -12,7 +12,7 @@ zeroed ring buffers of a fresh start, which a listening device does not have).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,10 +52,11 @@ class Outputs:
     negatives: list[np.ndarray]
     hard_negatives: list[np.ndarray]
     ambient: list[np.ndarray]
+    false_wakes: list[np.ndarray] = field(default_factory=list)
 
     def all(self) -> list[np.ndarray]:
         """Every stream, in a fixed order (for comparing two models on the same audio)."""
-        return [*self.positives, *self.negatives, *self.hard_negatives, *self.ambient]
+        return [*self.positives, *self.negatives, *self.hard_negatives, *self.ambient, *self.false_wakes]
 
 
 def run_outputs(data: EvalData, outputs: OutputsFn) -> Outputs:
@@ -65,12 +66,13 @@ def run_outputs(data: EvalData, outputs: OutputsFn) -> Outputs:
         negatives=outputs(data.negative_streams),
         hard_negatives=outputs(data.hard_negative_streams),
         ambient=outputs(data.ambient_streams),
+        false_wakes=outputs(data.false_wake_streams),
     )
 
 
 def decision_outputs(data: EvalData, out: Outputs) -> list[int]:
-    """Each positive, negative and hard negative clip's output where training decides on it: just
-    after its last sound, `data.silence_after` invocations before the end of its stream."""
-    streams = [*out.positives, *out.negatives, *out.hard_negatives]
+    """Each positive, negative, hard negative and false-wake clip's output where training decides on
+    it: just after its last sound, `data.silence_after` invocations before the end of its stream."""
+    streams = [*out.positives, *out.negatives, *out.hard_negatives, *out.false_wakes]
     back = data.silence_after or [0] * len(streams)
     return [int(s[max(0, s.size - 1 - b)]) if s.size else 0 for s, b in zip(streams, back, strict=True)]

@@ -53,12 +53,16 @@ class TrainingResult:
 
 
 def class_weights(training: TrainingConfig, phase: int) -> dict[str, float]:
-    """Class weight of every training source in one phase; mined windows take the hard-negative weight."""
+    """Class weight of every kind of training source in one phase; mined windows take the hard-negative
+    weight, and so do false wakes unless `training.false_wake_class_weight` sets theirs."""
+    hard = training.hard_negative_class_weight[phase]
+    false_wake = training.false_wake_class_weight
     return {
         "positive": training.positive_class_weight[phase],
         "negative": training.negative_class_weight[phase],
-        "hard_negative": training.hard_negative_class_weight[phase],
-        "mined": training.hard_negative_class_weight[phase],
+        "hard_negative": hard,
+        "mined": hard,
+        "false_wake": hard if false_wake is None else false_wake,
     }
 
 
@@ -202,8 +206,14 @@ class Trainer:
         return self.source_weights(class_weights(self.config.training, phase))
 
     def source_weights(self, by_kind: Mapping[str, float]) -> np.ndarray:
-        """Class weight of each of the sampler's sources, from a weight per kind of source."""
-        return np.array([by_kind[s.name] for s in self.sampler.sources], dtype=np.float32)
+        """Class weight of each of the sampler's sources: its own (a feature set's), else its kind's."""
+        return np.array(
+            [
+                s.class_weight if s.class_weight is not None else by_kind[s.weight_kind or s.name]
+                for s in self.sampler.sources
+            ],
+            dtype=np.float32,
+        )
 
     def _sampler(self, data: TrainingData, mined: list[MinedWindow]) -> WindowSampler:
         sources = list(data.sources)

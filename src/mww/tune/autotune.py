@@ -173,6 +173,7 @@ class AutoTuner:
         Nothing is trained and nothing is written to the output folder (preparing the data caches its
         features in paths.processed_dir, as training does).
         """
+        from mww.data.feature_sets import open_feature_sets
         from mww.data.prepare import prepare_data
         from mww.data.sources import check_dataset, eval_data
         from mww.model.builder import count_parameters
@@ -183,8 +184,9 @@ class AutoTuner:
         model = self._load_model(path)
         shipped = self._shipped(path)
         frames = training_input_frames(cfg.hardware, cfg.model)
+        feature_sets = open_feature_sets(cfg)
         prepared = prepare_data(cfg, progress=self.progress)
-        check_dataset(prepared, cfg)
+        check_dataset(prepared, cfg, feature_sets)
         validation = eval_data(cfg, prepared, "validation", frames, progress=self.progress)
         test = eval_data(cfg, prepared, "test", frames, progress=self.progress)
         self._check_test(test)

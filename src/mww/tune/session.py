@@ -102,12 +102,14 @@ def burst(session: Session, state: TuneState, config: MwwConfig) -> tuple[float,
     from mww.data.sampler import Prefetcher
 
     tuning, trainer = config.auto_tuning, session.trainer
+    false_wake = config.training.false_wake_class_weight  # null: the (tuned) hard-negative weight
     weights = trainer.source_weights(
         {
             "positive": state.positive_weight,
             "negative": config.training.negative_class_weight[-1],
             "hard_negative": state.hard_negative_weight,
             "mined": state.hard_negative_weight,
+            "false_wake": state.hard_negative_weight if false_wake is None else false_wake,
         }
     )
     phase = config.training.num_phases - 1
