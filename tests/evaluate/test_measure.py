@@ -218,3 +218,31 @@ def test_negative_clips_count_for_their_own_duration_not_the_silence_after_them(
 def test_equal_error_point_is_never_a_degenerate_cutoff(measured):
     m, _, _ = measured
     assert 0.0 < m["equal_error"]["cutoff"] < 1.0
+
+
+def test_no_cutoff_below_the_output_on_digital_silence_is_recommended():
+    """The hand-built positives peak at 250; a model that gives 252 on digital silence gets no cutoff
+    below 252/255 (so none that hears them), and the report says why."""
+    from mww.evaluate.outputs import silence_output_u8
+
+    def fn(streams):  # a stand-in model: 252 on anything once its window is full, 0 before
+        return [np.concatenate([np.zeros(5, np.uint8), np.full(20, 252, np.uint8)]) for _ in streams]
+
+    silence = silence_output_u8(fn)
+    data, out = hand_built()
+    m = measure(
+        data,
+        out,
+        Settings(0.5, 1, "t"),
+        input_frames=FRAMES,
+        stride=STRIDE,
+        target_fah=200.0,
+        silence_u8=silence,
+    )
+    rec = m["recommended"]
+    print(
+        f"\noutput on digital silence {silence}/255: recommended {rec['probability_cutoff']}, "
+        f"{rec['reasons']}"
+    )
+    assert silence == 252 and m["silence_output_u8"] == 252
+    assert cutoff_to_uint8(rec["probability_cutoff"]) >= 252 and not rec["supported"]

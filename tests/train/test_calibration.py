@@ -91,3 +91,16 @@ def test_windows_below_the_minimum_are_never_chosen():
     with pytest.raises(ValueError, match="windows of at least 3"):
         calibrate(esp, ha, 0.5, 30)
     assert calibrate(esp, ha, 0.5, 30, min_window=1).point.window == 1
+
+
+def test_no_cutoff_below_the_output_on_digital_silence_is_shipped():
+    """Positives at 100/255, quiet ambient: without a floor the highest cutoff that hears them is
+    shipped (0.39); a model whose output on digital silence is 120/255 gets a cutoff at or above it
+    (hearing no positive, so not supported), never one that fires on a muted microphone."""
+    amb, hours = ambient(2.5, 20, 2)
+    free, _, _ = choose(positives(100), amb, hours)
+    floored, _, _ = choose(positives(100), amb, hours, silence_u8=120)
+    print(f"\nno floor: {free.point}\nfloor 120/255: {floored.point}, reasons {floored.reasons}")
+    assert free.supported and free.point.cutoff_u8 < 100 and free.point.recall == 1.0
+    assert floored.point.cutoff_u8 >= 120 and floored.point.recall == 0.0 and not floored.supported
+    assert any("no positive clip is detected" in r for r in floored.reasons)

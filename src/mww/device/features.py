@@ -37,26 +37,44 @@ def frontend_fingerprint() -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+class StreamingFrontend:
+    """One device front end fed int16 PCM in pieces of any size: `feed` returns the uint16 feature rows
+    (frames, 40) the pieces completed. The front end sees the same 10 ms steps in the same order however
+    the audio is cut, so a recording fed block by block gives exactly `frontend_uint16` of the whole,
+    while only one block is ever held in memory."""
+
+    def __init__(self) -> None:
+        self._frontend = MicroFrontend()
+        self._pending = b""
+
+    def feed(self, pcm16: np.ndarray) -> np.ndarray:
+        """uint16 features of the 10 ms steps these samples (16 kHz mono int16) completed."""
+        if pcm16.dtype != np.int16:
+            raise TypeError(f"the front end needs int16 PCM, got {pcm16.dtype}")
+        data = self._pending + pcm16.astype("<i2", copy=False).tobytes()
+        rows: list[list[float]] = []
+        end = len(data) - _STEP_BYTES
+        offset = 0
+        while offset <= end:
+            result = self._frontend.process_samples(data[offset : offset + _STEP_BYTES])
+            if result.samples_read <= 0:
+                break
+            if result.features:
+                rows.append(result.features)
+            offset += result.samples_read * C.SAMPLE_WIDTH_BYTES
+        self._pending = data[offset:]
+        if not rows:
+            return np.zeros((0, C.MEL_BINS), dtype=np.uint16)
+        # pymicro-features returns uint16 * FEATURE_SCALE; FEATURE_SCALE is a power-of-two fraction,
+        # so dividing recovers the integers exactly.
+        return np.rint(np.asarray(rows, dtype=np.float64) / C.FEATURE_SCALE).astype(np.uint16)
+
+
 def frontend_uint16(pcm16: np.ndarray) -> np.ndarray:
     """Run a fresh device front end over int16 PCM; returns uint16 features of shape (frames, 40)."""
     if pcm16.dtype != np.int16:
         raise TypeError(f"frontend_uint16 needs int16 PCM, got {pcm16.dtype}")
-    frontend = MicroFrontend()
-    data = pcm16.astype("<i2", copy=False).tobytes()
-    rows: list[list[float]] = []
-    end = len(data) - _STEP_BYTES
-    offset = 0
-    while offset <= end:
-        result = frontend.process_samples(data[offset : offset + _STEP_BYTES])
-        if result.features:
-            rows.append(result.features)
-        offset += result.samples_read * C.SAMPLE_WIDTH_BYTES
-    if not rows:
-        return np.zeros((0, C.MEL_BINS), dtype=np.uint16)
-    # pymicro-features returns uint16 * FEATURE_SCALE; FEATURE_SCALE is a power-of-two fraction,
-    # so dividing recovers the integers exactly.
-    values = np.rint(np.asarray(rows, dtype=np.float64) / C.FEATURE_SCALE)
-    return values.astype(np.uint16)
+    return StreamingFrontend().feed(pcm16)
 
 
 def audio_to_uint16_features(samples: np.ndarray) -> np.ndarray:
@@ -95,3 +113,9 @@ def quantize_features(features: np.ndarray) -> np.ndarray:
 def dequantize_input(q: np.ndarray) -> np.ndarray:
     """int8 model input → the float value the model's input quantization (scale 26/255) stands for."""
     return (q.astype(np.float32) - np.float32(C.INPUT_ZERO_POINT)) * np.float32(C.INPUT_SCALE)
+
+
+def digital_silence_features(seconds: float = 3.0) -> np.ndarray:
+    """Float features of `seconds` of digital silence (all-zero samples), as a muted microphone gives
+    them: a model whose output on them is above the cutoff fires on a muted microphone."""
+    return uint16_to_float(frontend_uint16(np.zeros(round(seconds * C.SAMPLE_RATE_HZ), dtype=np.int16)))

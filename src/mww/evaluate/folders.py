@@ -6,6 +6,10 @@ Every positive recording is one utterance heard by a device that has been listen
 after one model input window of silence and before `TAIL_S` of it, through the device's own front end
 (a fresh instance per recording), so every moment of it is scored. Every ambient recording is one
 device start, streamed whole; false activations per hour are counted over their measured duration.
+An ambient recording is read from its file block by block and fed through the device's front end and
+TFLite Micro as it is read (`mww.device.runtime.recording_outputs`), so an evening of TV takes the
+memory of one block; only the model's outputs are kept (one byte per 30 ms). Every file is checked
+before the first is run.
 Folders are walked like the dataset (`mww.data.ingest.discover`: linked folders followed, each real
 file once). Files must be what the device hears, 16 kHz mono 16-bit, unless `convert` resamples them.
 A positive recording with no sound in it (its peak below the config's silence threshold) is left out
@@ -15,7 +19,7 @@ and named in the notes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +27,18 @@ import numpy as np
 from mww.config.schema import MwwConfig
 from mww.data.ingest import discover, first_folder
 from mww.data.sources import EvalData
+from mww.device.audio import audio_info
 from mww.device.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS
 from mww.device.features import frontend_uint16, uint16_to_float
 from mww.device.pymicro import check_rule
-from mww.device.runtime import read_device_pcm16
+from mww.device.runtime import (
+    WakeWordModel,
+    read_device_pcm16,
+    read_device_pcm16_blocks,
+    recording_outputs,
+)
 from mww.evaluate.measure import Evaluation, Settings, measure
-from mww.evaluate.outputs import run_outputs, tflite_outputs_fn
+from mww.evaluate.outputs import first_scored_invocation, run_outputs, silence_output_u8, tflite_outputs_fn
 from mww.evaluate.report import write_outputs
 from mww.evaluate.run import EvaluateError, exported_model
 from mww.model.plan import training_input_frames
@@ -65,10 +75,14 @@ def folder_eval_data(
     convert: bool = False,
     silence_dbfs: float = -60.0,
 ) -> tuple[EvalData, list[str]]:
-    """The evaluation set of two folders, and notes on what was left out."""
+    """The evaluation set of two folders, and notes on what was left out. The ambient recordings are
+    checked and listed (`ambient_paths`) but not read: `ambient_outputs` streams them, and gives their
+    measured durations."""
     pos_root, amb_root = Path(positives_dir), Path(ambient_dir)
     positive_files = _recordings(pos_root, "positives", "--positives")
     ambient_files = _recordings(amb_root, "ambient", "--ambient")
+    for path in ambient_files:  # a recording in the wrong format stops here, before hours of work
+        read_device_pcm16_blocks(path, convert=convert)
     lead = np.zeros(input_frames * _SAMPLES_PER_FRAME, dtype=np.int16)
     tail = np.zeros(int(TAIL_S * SAMPLE_RATE_HZ), dtype=np.int16)
     streams, paths, speakers, notes = [], [], [], []
@@ -89,8 +103,6 @@ def folder_eval_data(
             f"None of the {len(positive_files)} recordings under {pos_root} holds any sound (every peak is "
             f"below {silence_dbfs:g} dBFS). Record the wake word again, closer to the microphone."
         )
-    ambient_pcm = [read_device_pcm16(p, convert=convert) for p in ambient_files]
-    durations = [pcm.size / SAMPLE_RATE_HZ for pcm in ambient_pcm]
     data = EvalData(
         windows=np.zeros((0, input_frames, streams[0].shape[1]), np.float32),
         labels=np.zeros(0, np.float32),
@@ -99,15 +111,30 @@ def folder_eval_data(
         positive_paths=paths,
         negative_streams=[],
         hard_negative_streams=[],
-        ambient_streams=[uint16_to_float(frontend_uint16(pcm)) for pcm in ambient_pcm],
+        ambient_streams=[],  # streamed from their files: `ambient_outputs`
         ambient_paths=list(ambient_files),
-        ambient_seconds=float(sum(durations)),
+        ambient_seconds=0.0,
         positive_speakers=speakers,
-        ambient_durations=durations,
         negative_seconds=0.0,
         stream_offsets_s={p: input_frames * WINDOW_STEP_MS / 1000.0 for p in paths},
     )
     return data, notes
+
+
+def ambient_outputs(
+    model: WakeWordModel, files: Sequence[Path], input_frames: int, *, convert: bool = False
+) -> tuple[list[np.ndarray], list[float]]:
+    """(uint8 outputs from the first scored invocation on, measured seconds) of each ambient recording,
+    one device start each, streamed from its file block by block. Every file is checked before the first
+    is run (AudioError names the bad one)."""
+    readers = [read_device_pcm16_blocks(path, convert=convert) for path in files]
+    skip = first_scored_invocation(input_frames, model.stride)
+    outputs, seconds = [], []
+    for blocks in readers:
+        out, samples = recording_outputs(model, blocks)
+        outputs.append(out[skip:])
+        seconds.append(samples / SAMPLE_RATE_HZ)
+    return outputs, seconds
 
 
 def evaluate_folders(
@@ -136,11 +163,15 @@ def evaluate_folders(
     data, notes = folder_eval_data(
         positives, ambient, input_frames, convert=convert, silence_dbfs=config.data.silence_threshold_dbfs
     )
+    hours = sum(audio_info(p)[1] for p in data.ambient_paths) / 3600.0
     say(
         f"evaluating {model.tflite_path} on {len(data.positive_streams)} positive recordings and "
-        f"{data.ambient_seconds / 60:.1f} min of ambient audio"
+        f"{hours * 60:.1f} min of ambient audio"
     )
-    out = run_outputs(data, tflite_outputs_fn(model, input_frames))
+    outputs_fn = tflite_outputs_fn(model, input_frames)
+    out = run_outputs(data, outputs_fn)
+    out.ambient, durations = ambient_outputs(model, data.ambient_paths, input_frames, convert=convert)
+    data.ambient_durations, data.ambient_seconds = durations, float(sum(durations))
     where = f"the manifest {model.manifest_path}" if model.manifest_path else "the command line"
     settings = Settings(model.probability_cutoff, model.sliding_window_size, where, rule)
     measured = measure(
@@ -150,6 +181,7 @@ def evaluate_folders(
         input_frames=input_frames,
         stride=stride,
         target_fah=config.training.target_minimization,
+        silence_u8=silence_output_u8(outputs_fn),
     )
     result = Evaluation(
         model={

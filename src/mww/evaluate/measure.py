@@ -74,6 +74,7 @@ class Evaluation:
     loudest_false_activations: list[dict[str, Any]]
     quantization_gap: dict[str, Any] | None = None
     noise: list[dict[str, Any]] = field(default_factory=list)  # recall in noise, one row per SNR
+    silence_output_u8: int = 0  # the model's highest output on digital silence
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -91,12 +92,14 @@ def measure(
     stride: int,
     target_fah: float,
     noisy_positives: Sequence[np.ndarray] = (),
+    silence_u8: int = 0,
 ) -> dict[str, Any]:
     """Every measurement of one model's outputs on one evaluation set, as plain data (the fields of
     `Evaluation` that depend on the outputs alone). `noisy_positives`: outputs on the positives with
     background audio mixed in; the recommended cutoff is calibrated on them and the clean positives
     together (a cutoff chosen on clean clips alone misses the wake word in a noisy room), while the
-    sweep and every other figure are the clean positives'."""
+    sweep and every other figure are the clean positives'. `silence_u8`: the model's output on digital
+    silence (`mww.evaluate.outputs.silence_output_u8`); no cutoff below it is recommended."""
     first = first_scored_invocation(input_frames, stride)
     fa_streams, fa_hours = false_activation_streams(
         out.ambient, out.negatives, data.ambient_seconds, stride, data.negative_seconds
@@ -108,7 +111,7 @@ def measure(
         _sweep(calibration_positives, fa_streams, fa_hours, stride, "esphome") if noisy_positives else curves
     )
     ha_curves = _sweep(calibration_positives, fa_streams, fa_hours, stride, "pymicro")
-    choice = calibrate(esp_curves, ha_curves, target_fah, len(calibration_positives))
+    choice = calibrate(esp_curves, ha_curves, target_fah, len(calibration_positives), silence_u8=silence_u8)
     chosen = choice.point
     window = settings.sliding_window_size
 
@@ -132,6 +135,7 @@ def measure(
         "at_settings": _at_settings(settings, detected, hard_fired, len(false_events), fa_hours),
         "classification": _clip_classification(data, out),
         "recommended": _recommended(choice, target_fah, curves, len(noisy_positives)),
+        "silence_output_u8": int(silence_u8),
         "other_rule": _other_rule(out.positives, fa_streams, fa_hours, settings),
         "equal_error": _equal_error(out, curves, chosen.window, stride),
         "sweep": _curves_dict(curves),

@@ -208,6 +208,11 @@ def _recommendation(result: Evaluation) -> list[str]:
         f"{rec['sliding_window_size']}: recall {_pct(rec['recall'])}, {_fah(rec['fah'])} FA/h ({verdict} "
         f"the target of {rec['target_fah']} FA/h)",
     ]
+    if result.silence_output_u8:
+        lines.append(
+            f"  the model's output on digital silence is {result.silence_output_u8}/255: no cutoff below it "
+            "is recommended (it would fire on a muted microphone)"
+        )
     if rec.get("noisy_positives"):
         lines.append(
             f"  chosen for the recall of the positives and their {rec['noisy_positives']} copies in noise "

@@ -35,7 +35,14 @@ from mww.device.pymicro import check_rule
 from mww.device.runtime import WakeWordModel
 from mww.errors import MwwError
 from mww.evaluate.measure import Evaluation, Settings, measure
-from mww.evaluate.outputs import Outputs, OutputsFn, keras_outputs_fn, run_outputs, tflite_outputs_fn
+from mww.evaluate.outputs import (
+    Outputs,
+    OutputsFn,
+    keras_outputs_fn,
+    run_outputs,
+    silence_output_u8,
+    tflite_outputs_fn,
+)
 from mww.evaluate.report import write_outputs
 
 if TYPE_CHECKING:
@@ -121,6 +128,7 @@ def evaluate_model(
             stride=stride,
             target_fah=config.training.target_minimization,
             noisy_positives=[o for outputs in noisy.values() for o in outputs],
+            silence_u8=silence_output_u8(run.fn),
         ), noisy
 
     measured, noisy_outputs = measured_on(main)

@@ -12,6 +12,9 @@ point is shipped only when:
   activations and of positives detected, so the manifest means one thing;
 * the FA/h target also holds `MARGIN_STEPS` grid steps below the chosen cutoff (a margin against the
   next hour of audio being a little different);
+* the model's output on digital silence (a muted microphone) stays at or below the cutoff, so it
+  never fires on silence (and positives streamed with silence around them are not counted as
+  detected in the silence);
 * the validation data can support it: at least `MIN_HOURS` of ambient audio (one false activation is
   then at most 0.5 per hour) and `MIN_POSITIVES` positive clips, and the target is met.
 
@@ -110,12 +113,14 @@ def calibrate(
     margin_steps: int = MARGIN_STEPS,
     min_hours: float = MIN_HOURS,
     min_positives: int = MIN_POSITIVES,
+    silence_u8: int = 0,
 ) -> CalibrationChoice:
     """The operating point to ship from sweeps of the same streams under both rules (same grid and
     windows). Highest recall among the safe points within the target; ties go to the higher cutoff,
     then the lower FA/h, then the smaller window. When no safe point meets the target, the safe point
     with the lowest FA/h (then highest recall) is returned as not meeting it; when no point is safe at
-    all, the eligible point with the lowest FA/h under the ESP32's rule."""
+    all, the eligible point with the lowest FA/h under the ESP32's rule. `silence_u8`: the model's
+    highest uint8 output on digital silence; no cutoff below it is safe."""
     target = float(target_fah)
     ha = _by_window(pymicro_curves)
     safe: list[tuple[RecallFahCurve, int]] = []
@@ -125,7 +130,11 @@ def calibrate(
             if not _eligible(curve, i, min_window):
                 continue
             eligible.append((curve, i))
-            if _rules_agree(curve, ha.get(curve.window), i) and _margin_holds(curve, i, target, margin_steps):
+            if (
+                _rules_agree(curve, ha.get(curve.window), i)
+                and _margin_holds(curve, i, target, margin_steps)
+                and int(curve.cutoffs_u8[i]) >= silence_u8
+            ):
                 safe.append((curve, i))
     if not eligible:
         raise ValueError(
@@ -147,7 +156,9 @@ def calibrate(
         )
         point = _point(curve, i, False)
     limits = {"min_hours": min_hours, "min_positives": min_positives, "min_window": min_window}
-    reasons = unsupported_reasons(point, curve.duration_hours, n_positives, target, bool(safe), **limits)
+    reasons = unsupported_reasons(
+        point, curve.duration_hours, n_positives, target, bool(safe), silence_u8=silence_u8, **limits
+    )
     return CalibrationChoice(point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe))
 
 
@@ -161,11 +172,17 @@ def unsupported_reasons(
     min_hours: float = MIN_HOURS,
     min_positives: int = MIN_POSITIVES,
     min_window: int = MIN_WINDOW,
+    silence_u8: int = 0,
 ) -> list[str]:
     """Why the validation data (`hours` of audio for FA/h, `n_positives` clips) cannot vouch for
-    shipping `point` (empty: it can)."""
+    shipping `point` (empty: it can); `silence_u8` is the model's output on digital silence."""
     cutoff, window = point.cutoff, point.window
     reasons = []
+    if point.cutoff_u8 < silence_u8:
+        reasons.append(
+            f"the model's output on digital silence ({silence_u8}/255) is above cutoff "
+            f"{format_cutoff(cutoff)} ({point.cutoff_u8}/255): it would fire on a muted microphone"
+        )
     if hours < min_hours:
         per_event = 1 / hours if hours > 0 else float("inf")
         reasons.append(

@@ -19,6 +19,7 @@ from mww.atomic import atomic_write_json
 from mww.config.schema import MwwConfig, TrainingConfig
 from mww.data.sources import EvalData, noise_key
 from mww.device.detection import detected_in, probabilities_to_uint8
+from mww.device.features import digital_silence_features
 from mww.model.scoring import StreamScorer, score_windows
 from mww.train.calibration import calibrate
 from mww.train.checkpoints import BEST_NAME, CALIBRATION_FILE, Candidate, is_better, write_checkpoint
@@ -29,6 +30,8 @@ from mww.train.metrics import (
     false_activation_streams,
     sweep_recall_fah,
 )
+
+SILENCE_S = 5.0  # digital silence streamed to find the model's output on it
 
 
 def validation_metrics(
@@ -77,7 +80,10 @@ def validation_metrics(
         for snr, streams in data.noise_streams.items()
     }
     calibration_positives = positives + [o for outputs in noisy.values() for o in outputs]
-    metrics.update(_calibrated(config, calibration_positives, fa_streams, fa_hours))
+    metrics["silence_output_u8"] = silence_output_u8(stream)
+    metrics.update(
+        _calibrated(config, calibration_positives, fa_streams, fa_hours, metrics["silence_output_u8"])
+    )
     cutoff, window = config.export.probability_cutoff, config.export.sliding_window_size
     fired = detected_in(hard, cutoff, window, stride=stride, armed_at_start=True)
     metrics["hard_negative_false_detection_rate"] = sum(fired) / len(fired) if fired else 0.0
@@ -91,8 +97,14 @@ def validation_metrics(
     return metrics
 
 
+def silence_output_u8(stream: StreamScorer) -> int:
+    """The model's highest uint8 output on digital silence, once its input window holds nothing else."""
+    outputs = probabilities_to_uint8(stream([digital_silence_features(SILENCE_S)])[0])
+    return int(outputs[len(outputs) // 2 :].max()) if outputs.size else 0
+
+
 def _calibrated(
-    config: MwwConfig, positives: list[Any], fa_streams: list[Any], fa_hours: float
+    config: MwwConfig, positives: list[Any], fa_streams: list[Any], fa_hours: float, silence_u8: int = 0
 ) -> dict[str, Any]:
     """The operating point `mww.train.calibration.calibrate` ships from this validation: swept under
     both runtimes' rules, with its margin, minimum window and whether the data supports it."""
@@ -101,7 +113,7 @@ def _calibrated(
         positives, fa_streams, fa_hours, stride=config.model.stride, positives_armed_at_start=True, **common
     )
     ha = sweep_recall_fah(positives, fa_streams, fa_hours, rule="pymicro", **common)
-    choice = calibrate(esp, ha, config.training.target_minimization, len(positives))
+    choice = calibrate(esp, ha, config.training.target_minimization, len(positives), silence_u8=silence_u8)
     return {
         "operating_point_cutoff": choice.point.cutoff,
         "operating_point_window": choice.point.window,
