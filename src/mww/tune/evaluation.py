@@ -37,6 +37,7 @@ def measure_at(
     """Device-faithful measurement of outputs: the detector at `setting` (cutoff, window, where they come
     from), and the full sweep."""
     from mww.evaluate.measure import Settings, measure
+    from mww.evaluate.outputs import keras_outputs_fn, silence_output_u8
 
     return measure(
         data,
@@ -45,6 +46,7 @@ def measure_at(
         input_frames=session.trainer.input_frames,
         stride=config.model.stride,
         target_fah=target_fah,
+        silence_u8=silence_output_u8(keras_outputs_fn(session.model, config.model)),
     )
 
 
