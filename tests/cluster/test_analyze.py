@@ -430,3 +430,35 @@ def test_a_dataset_reached_through_a_symlink_is_sorted_into_its_own_speaker_fold
     assert apply_main(["--namelist", str(namelist), "--output-dir", str(link / "out"), "--quiet"]) == 0
     moved = sorted(p.relative_to(tmp_path / "real") for p in (tmp_path / "real").rglob("*.wav"))
     assert [p.parts[:3] for p in moved] == [("dataset", "positive", "speaker_0001")] * 4
+
+
+def test_a_linked_recording_folder_is_analyzed_like_a_real_one_each_file_once(tiny_model, tmp_path, capsys):
+    """Recordings linked in from elsewhere (twice, and with a link back up) count like the same
+    recordings copied in, each real file once; a link that points nowhere is skipped by name."""
+    copied = small_dataset(tmp_path / "copied" / "dataset")
+    write(copied / "positive" / "mine" / "a.wav", tone(1.0, 900, seed=1))
+    write(copied / "positive" / "mine" / "b.wav", tone(1.0, 950, seed=2))
+    linked = small_dataset(tmp_path / "linked" / "dataset")
+    elsewhere = tmp_path / "elsewhere" / "mine"
+    write(elsewhere / "a.wav", tone(1.0, 900, seed=1))
+    write(elsewhere / "b.wav", tone(1.0, 950, seed=2))
+    (linked / "positive" / "mine").symlink_to(elsewhere, target_is_directory=True)
+    (linked / "positive" / "spk0" / "again").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "up").symlink_to(linked / "positive", target_is_directory=True)
+    (linked / "positive" / "spk1" / "unplugged.wav").symlink_to(tmp_path / "gone.wav")
+    results = {}
+    for name in ("copied", "linked"):
+        assert run_analyze(tmp_path / name, tiny_model, "--n-clusters", "2") == 0
+        out = capsys.readouterr().out
+        namelist = json.loads((tmp_path / name / "out" / "positive_namelist.json").read_text())
+        results[name] = (namelist["mappings"], out)
+    mappings, out = results["linked"]
+    real = sorted({os.path.realpath(p) for p in mappings})
+    with capsys.disabled():
+        print(
+            f"\nlinked dataset: {len(mappings)} files analyzed, {len(real)} real files; copied: "
+            f"{len(results['copied'][0])}"
+        )
+    assert len(mappings) == len(real) == len(results["copied"][0]) == 11
+    assert "unplugged.wav" in out and "skipped 1 file" in out
+    assert sorted(results["copied"][0].values()) == sorted(mappings.values())  # the same cluster sizes

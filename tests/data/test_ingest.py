@@ -201,3 +201,84 @@ def test_a_link_that_points_nowhere_is_reported_by_name(tmp_path):
     assert "nowhere.wav" in broken["moved.wav"].detail and "does not exist" in broken["my_voice"].detail
     assert "my_voice" in result.report_path.read_text()
     assert any("broken_link" in line for line in summary_lines(result))
+
+
+def _odd_files(folder):
+    """Every kind of audio file a user brings, by name: (writer, the skip reason, or None when it is used)."""
+    rate8k, rate48k = 8000, 48000
+    return {
+        "corrupt header.wav": (
+            lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00garbage"),
+            "unreadable",
+        ),
+        "zero length.wav": (lambda p: p.write_bytes(b""), "unreadable"),
+        "no samples.wav": (lambda p: sf.write(str(p), np.zeros(0, np.float32), SAMPLE_RATE_HZ), "empty"),
+        "all silent.wav": (lambda p: write(p, np.zeros(SAMPLE_RATE_HZ, np.float32)), "silent"),
+        "phone 8 kHz.wav": (lambda p: write(p, tone(1.0, 440, rate=rate8k), rate=rate8k), None),
+        "48 kHz stereo.wav": (
+            lambda p: write(p, np.stack([tone(1.0, 440, rate=rate48k)] * 2, axis=1), rate=rate48k),
+            None,
+        ),
+        "8-bit.wav": (lambda p: write(p, tone(1.0, 440), subtype="PCM_U8"), None),
+        "24-bit.wav": (lambda p: write(p, tone(1.0, 440), subtype="PCM_24"), None),
+        "take.flac": (lambda p: write(p, tone(1.0, 440), subtype="PCM_16"), None),
+        "take.ogg": (lambda p: write(p, tone(1.0, 440), subtype="VORBIS"), None),
+        "take.mp3": (lambda p: write(p, tone(1.0, 440), subtype="MPEG_LAYER_III"), None),
+        "my take 1.wav": (lambda p: write(p, tone(1.0, 440)), None),
+        "señal café ü 声.wav": (lambda p: write(p, tone(1.0, 440)), None),
+    }
+
+
+def test_every_kind_of_audio_file_is_used_or_skipped_by_name(tmp_path, capsys):
+    """mww-prepare on a dataset holding every kind of file users bring: the ones soundfile decodes are
+    converted and used, the others skipped with their reason, named in the report; it exits 0."""
+    from mww.cli.prepare import main
+    from mww.config.load import dump_config
+
+    build_dataset(tmp_path, speakers=3, per_speaker=2, negatives=3)
+    folder = tmp_path / "positive" / "spk01"
+    cases = _odd_files(folder)
+    for name, (writer, _) in cases.items():
+        writer(folder / name)
+    cfg_path = dump_config(make_config(tmp_path), tmp_path / "cfg.yaml")
+    code = main(["--config", str(cfg_path), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err, captured.err
+    report = (tmp_path / "processed" / "ingest_report.txt").read_text()
+    skipped = {line.split("\t")[2]: line.split("\t")[1] for line in report.splitlines()[2:]}
+    used = json.loads((tmp_path / "processed" / "splits.json").read_text())["files"]
+    for name, (_, reason) in cases.items():
+        path = str(folder / name)
+        seen = skipped.get(path) or f"used, {used[path]['duration_s']:.3f} s"
+        with capsys.disabled():
+            print(f"\n{name!r}: {seen}", end="")
+        assert skipped.get(path) == reason and (path in used) == (reason is None), name
+    lines = [line for line in captured.out.splitlines() if line.startswith("skipped")]
+    assert lines == [
+        "skipped 1 positive file(s): empty (see {})".format(tmp_path / "processed" / "ingest_report.txt"),
+        "skipped 1 positive file(s): silent (see {})".format(tmp_path / "processed" / "ingest_report.txt"),
+        "skipped 2 positive file(s): unreadable (see {})".format(
+            tmp_path / "processed" / "ingest_report.txt"
+        ),
+    ]
+
+
+def test_a_long_recording_is_checked_block_by_block_as_if_whole(tmp_path, monkeypatch):
+    """A recording of hours is never read whole: ingestion measures its length and peak block by
+    block, and finds what reading it whole finds (a 16 kHz file here, cut into blocks of 0.37 s)."""
+    import mww.device.audio
+    from mww.data.ingest import check_clip
+    from mww.device.audio import load_audio
+
+    audio = np.concatenate([tone(4.0, 150.0, amp=0.05), tone(3.0, 900.0, amp=0.6, seed=3), tone(1.3, 60.0)])
+    path = write(tmp_path / "ambient" / "evening in the kitchen.wav", audio)
+    whole = load_audio(path)
+    monkeypatch.setattr(mww.device.audio, "BLOCK_SECONDS", 0.37)
+    blocks = list(mww.device.audio.audio_blocks(path))
+    clip = check_clip(path, "ambient", 0.2, 3600.0, -60.0)
+    print(f"{path.name}: {len(blocks)} blocks, {clip.duration_s} s, as read whole")
+    assert len(blocks) == 23 and np.array_equal(np.concatenate(blocks), whole)
+    assert clip.duration_s == round(whole.size / SAMPLE_RATE_HZ, 6)
+    monkeypatch.setattr(mww.device.audio, "BLOCK_SECONDS", 1e6)  # the same with one block
+    assert check_clip(path, "ambient", 0.2, 3600.0, -60.0) == clip
+    assert check_clip(path, "ambient", 0.2, 5.0, -60.0).reason == "too_long"

@@ -153,3 +153,32 @@ def test_bad_folder_requests_get_one_paragraph(folders, tmp_path, capsys):
         code, out, err = run(capsys, args)
         show(capsys, f"{expected!r}: {err}")
         assert code == 2 and out == "" and expected in err and err.startswith("mww-evaluate: error:")
+
+
+def test_ambient_recordings_are_streamed_in_blocks_with_the_results_of_the_whole(
+    folders, capsys, monkeypatch
+):
+    """An evening of TV is never whole in memory: each ambient recording is read block by block and fed
+    to the front end and the model as it is read. Cut into blocks of 0.77 s, the outputs are those of
+    the whole recording featurized at once, and so is the report."""
+    import mww.device.audio
+    from mww.device.features import frontend_uint16, uint16_to_float
+    from mww.device.runtime import load_wake_word_model, read_device_pcm16, stream_outputs
+    from mww.evaluate.folders import ambient_outputs
+    from mww.evaluate.outputs import first_scored_invocation
+
+    positives, ambient = folders
+    whole_report = evaluate_json(capsys, positives, ambient)
+    model = load_wake_word_model(MODEL.with_suffix(".json"))
+    files = sorted(ambient.glob("*.wav"))
+    skip = first_scored_invocation(49, model.stride)
+    whole = [
+        stream_outputs(model, uint16_to_float(frontend_uint16(read_device_pcm16(p))))[skip:] for p in files
+    ]
+    monkeypatch.setattr(mww.device.audio, "BLOCK_SECONDS", 0.77)
+    streamed, seconds = ambient_outputs(model, files, 49)
+    show(capsys, f"ambient in blocks of 0.77 s: {[o.size for o in streamed]} outputs, {seconds} s, as whole")
+    for got, expected in zip(streamed, whole, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert seconds == [sf.info(str(p)).frames / C.SAMPLE_RATE_HZ for p in files]
+    assert evaluate_json(capsys, positives, ambient) == whole_report

@@ -24,6 +24,7 @@ from mww.device.runtime import (
     load_wake_word_model,
     pcm16_outputs,
     read_device_pcm16,
+    read_device_pcm16_blocks,
 )
 from mww.evaluate.listen import LiveDetector, detect_files, detect_pcm16
 
@@ -442,3 +443,59 @@ def test_a_cutoff_the_two_runtimes_read_differently_is_flagged(spoken_wavs, caps
 def test_where_the_runtimes_agree_no_note_is_printed(spoken_wavs, capsys):
     code, out, _ = run(capsys, [official("okay_nabu"), spoken_wavs["okay_nabu"]])
     assert code == 0 and "Warning" not in out and "disagree" not in out
+
+
+# --------------------------------------------------------------------------- folders, links and long files
+
+
+def test_a_folder_is_every_audio_file_under_it_through_links_each_real_file_once(
+    spoken_wavs, tmp_path, capsys
+):
+    manifest = official("okay_nabu")
+    elsewhere = tmp_path / "elsewhere" / "takes"
+    elsewhere.mkdir(parents=True)
+    for name, wav in spoken_wavs.items():
+        (elsewhere / f"{name}.wav").write_bytes(wav.read_bytes())
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    (folder / "mine").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "again").symlink_to(elsewhere, target_is_directory=True)  # the same folder twice
+    (elsewhere / "loop").symlink_to(folder, target_is_directory=True)  # and a loop back
+    via_folder = run_json(capsys, [manifest, folder])["files"]
+    direct = run_json(capsys, [manifest, *sorted(elsewhere.glob("*.wav"))])["files"]
+    with capsys.disabled():
+        print(f"\nmww-detect on a folder with two links to one folder and a loop: {len(via_folder)} files")
+    assert [Path(f["path"]).name for f in via_folder] == ["alexa.wav", "okay_nabu.wav"]
+    assert [f["detections"] for f in via_folder] == [f["detections"] for f in direct]
+    (folder / "unplugged").symlink_to(tmp_path / "gone.wav")
+    code, out, err = run(capsys, [manifest, folder])
+    assert code == 2 and out == "" and str(folder / "unplugged") in err and "does not exist" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, [manifest, empty])
+    assert code == 2 and "no audio files" in err and str(empty) in err
+
+
+@pytest.mark.parametrize("convert", [False, True], ids=["device-format", "converted"])
+def test_a_recording_read_in_blocks_gives_the_whole_files_detections(
+    spoken_wavs, tmp_path, monkeypatch, convert
+):
+    """mww-detect reads a file block by block (a recording of hours takes one block of memory); cut into
+    blocks that do not fall on 10 ms steps, the outputs and detections are those of the whole file."""
+    import mww.device.audio
+
+    model = load_wake_word_model(official("okay_nabu"))
+    wav = spoken_wavs["okay_nabu"]
+    if convert:  # 24-bit stereo at 16 kHz: converted block by block
+        mono, _ = sf.read(str(wav), dtype="float32")
+        wav = tmp_path / "stereo24.wav"
+        sf.write(str(wav), np.stack([mono, mono], axis=1), C.SAMPLE_RATE_HZ, subtype="PCM_24")
+    pcm = read_device_pcm16(wav, convert=convert)
+    whole = detect_pcm16(model, pcm, wav)
+    monkeypatch.setattr(mww.device.audio, "BLOCK_SECONDS", 0.4567)
+    blocks = list(read_device_pcm16_blocks(wav, convert=convert))
+    in_blocks = detect_files(model, [wav], convert=convert)[0]
+    print(f"{wav.name} in {len(blocks)} blocks: {len(in_blocks.detections)} detections, as whole")
+    assert len(blocks) > 20
+    np.testing.assert_array_equal(np.concatenate(blocks), pcm)
+    assert in_blocks == whole and len(whole.detections) == 3

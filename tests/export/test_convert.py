@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
+import time
 from pathlib import Path
 
 import keras
@@ -404,3 +407,105 @@ def test_bad_model_name_and_missing_dataset_are_explained(dataset, tmp_path):
     with pytest.raises(ExportError, match="representative dataset"):
         convert_model_saved(checkpoint, tmp_path / "out", "ww", empty)
     assert _left_behind(tmp_path / "out") == []
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_full_disk_during_export_exits_2_and_keeps_the_earlier_export(
+    dataset, tmp_path, capsys, monkeypatch
+):
+    cfg = export_config(dataset, **SMALL)
+    config_file = dump_config(cfg, tmp_path / "config.yaml")
+    output = tmp_path / "out"
+
+    def export(seed: int) -> tuple[int, str]:
+        checkpoint = save_checkpoint(fresh_model(cfg, seed=seed), tmp_path / f"checkpoints{seed}")
+        args = ["--checkpoint", str(checkpoint), "--config", str(config_file), "--output", str(output)]
+        return _run_cli(capsys, [*args, "--model-name", "ww"])
+
+    assert export(1)[0] == 0
+    before = _snapshot(output)
+    real = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.suffix == ".tflite":  # the disk fills up as the new model is written
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    code, err = export(2)
+    print(f"full disk during export: exit {code}: {err}")
+    assert code == 2 and "No space left on device" in err and "free space" in err and str(output) in err
+    assert _snapshot(output) == before  # the earlier export, byte for byte
+    assert not [p for p in output.iterdir() if p.name.startswith(".mww-export-")]
+
+
+def _staged(root: Path, tag: str) -> Path:
+    """An export's files as _publish finds them (a model, its manifest, esphome.yaml, streaming/)."""
+    (root / "streaming").mkdir(parents=True)
+    (root / "streaming" / "saved_model.pb").write_text(tag)
+    (root / "ww.tflite").write_text(f"model {tag}")
+    (root / "ww.json").write_text(json.dumps({"model": "ww.tflite", "export": tag}))
+    (root / "esphome.yaml").write_text(f"micro_wake_word: {tag}")
+    return root
+
+
+def test_an_interrupted_export_never_leaves_a_model_beside_a_manifest_that_is_not_its(tmp_path, monkeypatch):
+    """Publishing renames the staged files into the output folder, the manifest last. Stopped before
+    any of those renames (a kill, a crash), the folder holds the earlier export, a model without a
+    manifest, or the new export, never a manifest beside another export's model."""
+    import mww.export.convert as convert
+
+    real, steps = os.replace, 0
+    for stop_at in range(1, 10):
+        output = _staged(tmp_path / f"out{stop_at}", "old")
+        staging = _staged(output / ".mww-export-x", "new")
+        calls = [0]
+
+        def stopping(src, dst, calls=calls, stop_at=stop_at):
+            calls[0] += 1
+            if calls[0] == stop_at:
+                raise KeyboardInterrupt  # the process ends here
+            return real(src, dst)
+
+        monkeypatch.setattr(convert.os, "replace", stopping)
+        try:
+            convert._publish(staging, output, "ww.tflite", "ww.json", ["esphome.yaml"])
+            finished = True
+        except KeyboardInterrupt:
+            finished = False
+        monkeypatch.setattr(convert.os, "replace", real)
+        manifest = output / "ww.json"
+        state = json.loads(manifest.read_text())["export"] if manifest.exists() else None
+        model = (output / "ww.tflite").read_text()
+        print(f"stopped at rename {stop_at}: manifest of the {state or 'no'} export beside model {model!r}")
+        assert state is None or model == f"model {state}"
+        assert state != "new" or (output / "esphome.yaml").read_text() == "micro_wake_word: new"
+        if finished:
+            steps = stop_at - 1
+            break
+    assert (
+        steps == 6 and state == "new"
+    )  # old manifest and streaming/ out; streaming/, model, yaml, manifest in
+
+
+def test_ctrl_c_while_an_export_is_published_waits_until_it_is_whole(tmp_path, monkeypatch):
+    import mww.export.convert as convert
+
+    output = _staged(tmp_path / "out", "old")
+    staging = _staged(output / ".mww-export-x", "new")
+    real = os.replace
+
+    def interrupted(src, dst):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first file moves
+        return real(src, dst)
+
+    monkeypatch.setattr(convert.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert._publish(staging, output, "ww.tflite", "ww.json", ["esphome.yaml"])
+        time.sleep(1)  # the pending Ctrl-C arrives once the renames are done, not before
+    print("Ctrl-C during publishing: delivered after the last rename")
+    assert json.loads((output / "ww.json").read_text())["export"] == "new"
+    assert (output / "ww.tflite").read_text() == "model new"

@@ -100,3 +100,33 @@ def test_checkpoint_loads_into_the_same_layers_whatever_was_built_before(tmp_pat
     np.testing.assert_allclose(
         loaded.predict(windows, verbose=0), saved.predict(windows, verbose=0), rtol=0, atol=1e-6
     )
+
+
+def test_a_missing_truncated_or_foreign_checkpoint_is_refused_in_one_paragraph(tmp_path):
+    """What export, evaluation and tuning say about a checkpoint they cannot use: missing, truncated
+    (an interrupted copy), of another architecture, of another input length (clip_duration_ms)."""
+    from mww.train.checkpoints import CheckpointError
+
+    small = {**ARCHITECTURES["first-kernel-equals-stride"]}
+    cfg = config_from_dict({"model": small, "hardware": {"clip_duration_ms": 1000}})
+    good = tmp_path / "good.weights.h5"
+    fresh_model(cfg, seed=1).save_weights(good)
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    cases = {
+        "missing": (tmp_path / "nope.weights.h5", cfg, "does not exist"),
+        "truncated": (truncated, cfg, "probably truncated or corrupt"),
+        "another architecture": (good, config_from_dict({"model": ARCHITECTURES["dnn"]}), "different model"),
+        "another input length": (
+            good,
+            config_from_dict({"model": small, "hardware": {"clip_duration_ms": 1500}}),
+            "clip_duration_ms 1500",
+        ),
+    }
+    for name, (path, config, expected) in cases.items():
+        with pytest.raises(CheckpointError) as refused:
+            load_checkpoint(path, config)
+        message = str(refused.value)
+        print(f"{name}: {message[:160]}...")
+        assert expected in message and str(path) in message and "\n" not in message
+    assert load_checkpoint(good, cfg) is not None

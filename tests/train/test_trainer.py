@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +268,60 @@ def test_cli_exit_codes(dataset, tmp_path, capsys, monkeypatch):
     assert main(["--config", str(cfg_path), "--override", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert "missing.yaml" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- signals, from the command line
+
+
+def _train_command(cfg_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mww.cli.train", "--config", str(cfg_path), "--quiet", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def _signal_after_checkpoint(process: subprocess.Popen, state: Path, after_step: int, signum: int):
+    """Send `signum` once the resumable state of `after_step` is on disk; (exit code, stdout, stderr)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.exists() and json.loads(state.read_text()).get("step", 0) >= after_step:
+            process.send_signal(signum)
+            break
+        time.sleep(0.02)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out, err
+
+
+@pytest.mark.slow
+def test_sigint_and_sigterm_stop_training_cleanly_and_resume_finishes_the_run(dataset, tmp_path, capsys):
+    """A real mww-train process, stopped with Ctrl-C after its first checkpoint, resumed and stopped with
+    SIGTERM after its second: each stop exits non-zero without a traceback and saves the resumable
+    state; `mww-train --resume` then ends the run at the configured total of steps."""
+    from mww.cli.train import main
+    from mww.config.load import dump_config
+
+    cfg = tiny_config(dataset, tmp_path, training_steps=[150, 150], eval_step_interval=50)
+    cfg_path = dump_config(cfg, tmp_path / "cfg.yaml")
+    state = tmp_path / "checkpoints" / "resume" / "state.json"
+    stops = []
+    for signum, after, resume in ((signal.SIGINT, 50, ()), (signal.SIGTERM, 100, ("--resume",))):
+        code, out, err = _signal_after_checkpoint(_train_command(cfg_path, *resume), state, after, signum)
+        stopped_at = json.loads(state.read_text())["step"]
+        with capsys.disabled():
+            name = signal.Signals(signum).name
+            print(f"\n{name} after step {after}: exit {code}, resumable state at step {stopped_at}")
+        assert "Traceback" not in err, err
+        assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], (out, err)
+        assert "interrupted at step" in out and "--resume" in out
+        assert after <= stopped_at < cfg.training.total_steps
+        stops.append(stopped_at)
+    code = main(["--config", str(cfg_path), "--quiet", "--resume"])
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"mww-train --resume from step {stops[-1]}: exit {code}")
+    assert code == 0 and f"resumed at step {stops[-1]}" in out and "best checkpoint:" in out
+    assert json.loads(state.read_text())["step"] == cfg.training.total_steps == 300
+    assert not (tmp_path / "checkpoints" / ".mww-train.lock").exists()

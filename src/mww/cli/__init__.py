@@ -5,8 +5,12 @@ stage."""
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -74,7 +78,9 @@ def run_command(
     exit status without a traceback.
 
     A usage error (a `Parser`'s UsageError) and any `MwwError` print `prog: error: <paragraph>` and exit
-    with the error's code (2); Ctrl-C prints `prog: <interrupted(args)>` and exits 130. A plain
+    with the error's code (2), and so does a file the system refuses (a full disk, a folder that may not
+    be written: `disk_error`). Ctrl-C prints `prog: <interrupted(args)>` and exits 130; SIGTERM stops
+    the command the same way (the action sees KeyboardInterrupt and cleans up) and exits 143. A plain
     ArgumentParser's own exits (`--help`, its usage errors) pass through as SystemExit. Other exceptions
     are bugs and keep their traceback.
     """
@@ -82,13 +88,61 @@ def run_command(
         args = parser.parse_args(argv)
     except UsageError as exc:
         return fail(prog, f"{exc}. Run '{prog} --help' for the options.")
+    stop = _Stop()
     try:
-        return action(args)
+        with stop.on_sigterm():
+            code = action(args)
+        return EXIT_TERMINATED if stop.terminated else code
     except UsageError as exc:
         return fail(prog, f"{exc}. Run '{prog} --help' for the options.")
     except MwwError as exc:
         return fail(prog, exc, exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        return fail(prog, disk_error(exc))
     except KeyboardInterrupt:
         message = interrupted(args) if interrupted is not None else "interrupted"
         print(f"{prog}: {' '.join(message.split())}", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if stop.terminated else 130
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: what a shell reports for a command ended by SIGTERM
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def disk_error(exc: OSError) -> str:
+    """One paragraph for a file the system refused: which file, why, and what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"Could not write{where}: the disk is full ({exc.strerror or exc}). Free some space, or write to "
+            "a folder on another disk, and run again."
+        )
+    return (
+        f"The system refused access to{where} ({exc.strerror or exc}): this user may not write there (a "
+        "read-only folder or disk) or read it. Fix the permissions, or choose a folder you can write to."
+    )
+
+
+class _Stop:
+    """SIGTERM turned into the KeyboardInterrupt of Ctrl-C while a command runs, so it stops as cleanly
+    (a training run saves its resumable state); remembers that it came."""
+
+    def __init__(self) -> None:
+        self.terminated = False
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.terminated = True
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def on_sigterm(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)

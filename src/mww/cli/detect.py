@@ -8,7 +8,9 @@ printed with its time (seconds into the file, or since listening started) and th
 fired, as the device computes it.
 
 Audio must be 16 kHz mono 16-bit PCM, what the device hears; --convert resamples and mixes down
-other files. --mic needs the optional sounddevice package (pip install sounddevice).
+other files. A folder stands for every audio file under it (linked folders followed, each real file
+once). Each file is read block by block, so a recording of hours takes little memory. --mic needs
+the optional sounddevice package (pip install sounddevice).
 
 Exit status: 0 when the model ran (with or without detections), 2 for bad input (the reason is
 printed as one paragraph), 130 when interrupted while reading files.
@@ -47,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="FILE",
-        help="the model's manifest (MODEL.json, written by mww-export), then the audio files; with "
-        "--tflite, only audio files",
+        help="the model's manifest (MODEL.json, written by mww-export), then the audio files or folders "
+        "of them; with --tflite, only audio files or folders",
     )
     parser.add_argument(
         "--tflite",
@@ -220,10 +222,38 @@ def _file_lines(result: FileDetections) -> list[str]:
     return lines
 
 
+def audio_files(inputs: Sequence[str]) -> list[Path]:
+    """The audio files the arguments name: a file as given, a folder as every audio file under it
+    (`mww.data.ingest.discover`: linked folders followed, a link that points nowhere listed so that
+    reading it names it); each real file once, in the order given."""
+    from mww.data.ingest import discover
+
+    files: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for name in inputs:
+        path = Path(name)
+        found = discover(path) if path.is_dir() else [path]
+        if path.is_dir() and not found:
+            raise UsageError(
+                f"no audio files (.wav, .flac, .ogg, .mp3) were found under the folder {path}; subfolders "
+                "are searched too"
+            )
+        for file in found:
+            try:
+                stat = file.stat()
+            except OSError:  # missing or a broken link: reading it reports it by name
+                files.append(file)
+                continue
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                files.append(file)
+    return files
+
+
 def _run_files(args: argparse.Namespace, model: WakeWordModel, audio: list[str]) -> int:
     from mww.evaluate.listen import detect_files
 
-    results = detect_files(model, audio, convert=args.convert, armed=args.armed)
+    results = detect_files(model, audio_files(audio), convert=args.convert, armed=args.armed)
     total = sum(len(r.detections) for r in results)
     seconds = sum(r.duration_s for r in results)
     saved = _save_file_detections(args, results)

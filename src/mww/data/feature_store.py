@@ -10,13 +10,17 @@ Writers append rows, flush, then replace index.json atomically; rows past the co
 
 from __future__ import annotations
 
+import errno
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from mww.atomic import atomic_write_json
+from mww.device.features import uint16_to_float
 from mww.errors import MwwError
 
 _DATA = "frames.u16"
@@ -25,6 +29,38 @@ _INDEX = "index.json"
 
 class FeatureStoreError(MwwError):
     """The store's files do not agree with each other or with the caller."""
+
+
+class FloatFeatures:
+    """The float training-scale features (`mww.device.features.uint16_to_float`) of one stored array,
+    read from the store's file and converted only where sliced: an evaluation stream of a long
+    recording that is never whole in memory, neither as float32 nor as mapped pages. Slices and
+    `np.asarray` give what converting the whole array would."""
+
+    def __init__(self, data_path: Path, first_row: int, n_rows: int, width: int) -> None:
+        self.data_path, self.first_row, self.n_rows, self.width = data_path, first_row, n_rows, width
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(frames, width), as the converted array would have."""
+        return (self.n_rows, self.width)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError("stored features are read by slices of rows")
+        start, stop, step = index.indices(self.n_rows)
+        count = max(0, stop - start)
+        with open(self.data_path, "rb") as handle:
+            handle.seek((self.first_row + start) * self.width * 2)
+            rows = np.fromfile(handle, dtype=np.uint16, count=count * self.width)
+        return uint16_to_float(rows.reshape(count, self.width)[::step])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
 
 
 class FeatureStore:
@@ -87,6 +123,11 @@ class FeatureStore:
             )
         return self._map
 
+    def floats(self, key: str) -> FloatFeatures:
+        """The array stored under `key` as float features, read from the file only where sliced."""
+        start, count = self._items[key]
+        return FloatFeatures(self.root / _DATA, start, count, self.width)
+
     def get(self, key: str) -> np.ndarray:
         """The array stored under `key` (a read-only memory-mapped view)."""
         start, count = self._items[key]
@@ -99,28 +140,89 @@ class FeatureStore:
         pairs = items.items() if isinstance(items, Mapping) else items
         added: dict[str, tuple[int, int]] = {}
         rows = self._rows
-        with open(self.root / _DATA, "ab") as handle:
+        with self._appending() as handle:
             for key, array in pairs:
                 if key in self._items or key in added:
                     continue
-                arr = np.ascontiguousarray(array, dtype=np.uint16)
-                if arr.ndim != 2 or arr.shape[1] != self.width:
-                    raise FeatureStoreError(
-                        f"array for {key!r} has shape {arr.shape}, expected (n, {self.width})"
-                    )
+                arr = self._checked(key, array)
                 handle.write(arr.tobytes())
                 added[key] = (rows, arr.shape[0])
                 rows += arr.shape[0]
-            handle.flush()
-        if added:
-            self._items.update(added)
-            self._rows = rows
-            atomic_write_json(
-                self.root / _INDEX,
-                {
-                    "width": self.width,
-                    "rows": self._rows,
-                    "items": {k: list(v) for k, v in self._items.items()},
-                },
-            )
+        self._commit(added, rows)
         return len(added)
+
+    def put_blocks(self, key: str, blocks: Iterable[np.ndarray]) -> bool:
+        """Append one array given as consecutive row blocks (a long recording, never whole in memory);
+        False when `key` is already stored. Nothing is committed unless every block was written."""
+        if key in self._items:
+            return False
+        rows = self._rows
+        with self._appending() as handle:
+            for block in blocks:
+                arr = self._checked(key, block)
+                handle.write(arr.tobytes())
+                rows += arr.shape[0]
+        self._commit({key: (self._rows, rows - self._rows)}, rows)
+        return True
+
+    def _checked(self, key: str, array: np.ndarray) -> np.ndarray:
+        arr = np.ascontiguousarray(array, dtype=np.uint16)
+        if arr.ndim != 2 or arr.shape[1] != self.width:
+            raise FeatureStoreError(f"array for {key!r} has shape {arr.shape}, expected (n, {self.width})")
+        return arr
+
+    @contextmanager
+    def _appending(self) -> Iterator[BinaryIO]:
+        """The data file opened for appending. Whatever goes wrong before the rows are committed (a full
+        disk, unreadable audio, Ctrl-C), the file is cut back to its committed rows, so no half-written
+        array stays behind; a failed write is a FeatureStoreError that says what to do."""
+        data_path = self.root / _DATA
+        try:
+            with open(data_path, "ab") as handle:
+                yield handle
+                handle.flush()
+        except BaseException as exc:
+            self._cut_to_committed(data_path)
+            if isinstance(exc, OSError):
+                raise FeatureStoreError(_write_failure(self.root, exc)) from exc
+            raise
+
+    def _cut_to_committed(self, data_path: Path) -> None:
+        committed = self._rows * self.width * 2
+        with suppress(OSError), open(data_path, "r+b") as handle:
+            handle.truncate(committed)
+
+    def _commit(self, added: Mapping[str, tuple[int, int]], rows: int) -> None:
+        """Make appended rows part of the store: the index is replaced atomically, and only then do this
+        object's keys include them (a failed index write leaves the store as it was)."""
+        if not added:
+            return
+        index = {**{k: list(v) for k, v in self._items.items()}, **{k: list(v) for k, v in added.items()}}
+        try:
+            atomic_write_json(self.root / _INDEX, {"width": self.width, "rows": rows, "items": index})
+        except OSError as exc:
+            self._cut_to_committed(self.root / _DATA)
+            raise FeatureStoreError(_write_failure(self.root, exc)) from exc
+        self._items.update(added)
+        self._rows = rows
+
+
+def _write_failure(root: Path, exc: OSError) -> str:
+    """One paragraph for a store that could not be written."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (
+            "The disk is full: free some space, or point paths.processed_dir at a disk with room, and run "
+            "again"
+        )
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = (
+            "The folder is not writable: fix its permissions, or point paths.processed_dir at a folder you "
+            "can write to"
+        )
+    else:
+        fix = "Check the disk and run again"
+    return (
+        f"Features could not be written to the feature store in {root} ({reason}). {fix}. The features "
+        "stored before are intact, and nothing half-written was kept."
+    )

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from mww.atomic import atomic_write_json, atomic_write_text
 from mww.config.schema import DataConfig, MwwConfig, PathsConfig
-from mww.device.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from mww.device.audio import AUDIO_EXTENSIONS, AudioError, audio_blocks
 from mww.device.constants import SAMPLE_RATE_HZ
 from mww.errors import MwwError
 
@@ -172,14 +172,16 @@ def check_clip(path: Path, kind: str, min_s: float, max_s: float, silence_dbfs: 
         return Skipped(
             path, kind, "broken_link", f"the link points to {os.readlink(path)}, which does not exist"
         )
+    count, peak = 0, 0.0
     try:
-        samples = load_audio(path)
+        for block in audio_blocks(path):  # block by block: a recording of hours is never whole in memory
+            count += block.size
+            peak = max(peak, float(np.max(np.abs(block)))) if block.size else peak
     except AudioError as exc:
         return Skipped(path, kind, exc.reason, exc.detail)
-    if samples.size == 0:
+    if count == 0:
         return Skipped(path, kind, "empty", "the file holds no samples")
-    duration = samples.size / SAMPLE_RATE_HZ
-    peak = float(np.max(np.abs(samples)))
+    duration = count / SAMPLE_RATE_HZ
     peak_db = 20.0 * np.log10(peak) if peak > 0 else float("-inf")
     if peak_db < silence_dbfs:
         return Skipped(path, kind, "silent", f"peak {peak_db:.1f} dBFS is below {silence_dbfs:.1f} dBFS")

@@ -374,7 +374,7 @@ def _clip_sets(
             continue
         placement, window = first
         if clip.path in whole_files:  # stream it whole, not only its first piece
-            features = uint16_to_float(np.asarray(prepared.store.get(whole_files[clip.path])))
+            features = prepared.store.floats(whole_files[clip.path])
             after = 0
             held_s = max(0, features.shape[0] - input_frames) * WINDOW_STEP_MS / 1000.0  # what is scored
         else:
@@ -441,8 +441,8 @@ def eval_data(
     sets = _clip_sets(config, prepared, clips, input_frames, progress)
     ambient = _split(prepared, "ambient", split)
     ambient_features = [
-        uint16_to_float(np.asarray(prepared.store.get(prepared.features.keys[c.path]))) for c in ambient
-    ]  # converted as they are streamed: an ambient recording of hours never lies in memory as float32
+        prepared.store.floats(prepared.features.keys[c.path]) for c in ambient
+    ]  # read from the store as they are streamed: a recording of hours is never whole in memory
     data = _assembled(sets, ambient, ambient_features, input_frames, prepared.store.width)
     extra = ambient_streams(sets_of_config, split, input_frames)
     data.ambient_streams += extra.streams

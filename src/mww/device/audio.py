@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from mww.device.constants import SAMPLE_RATE_HZ
 from mww.errors import MwwError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+BLOCK_SECONDS = 30.0  # audio read at a time from a recording at the device rate (`audio_blocks`)
+_WHOLE_FORMATS = frozenset({"MP3"})  # read whole: block reads decode to other samples
 
 # Trailing silence: 10 ms frames quieter than the loudest frame by TRIM_BELOW_PEAK_DB, and not
 # TRIM_ABOVE_FLOOR_DB above the clip's quietest tenth of frames (its noise floor), are silence.
@@ -87,6 +90,39 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
     samples = to_mono(np.asarray(samples, dtype=np.float32))
     samples = resample(samples, int(rate))
     return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def audio_blocks(path: str | os.PathLike[str], block_s: float | None = None) -> Iterator[np.ndarray]:
+    """A recording as `load_audio` reads it (float32 mono at the device rate, in [-1, 1]), in consecutive
+    blocks of `block_s` seconds (default `BLOCK_SECONDS`), which join into exactly `load_audio(path)`.
+
+    A file at the device rate is read block by block, so a recording of hours takes the memory of one
+    block. A file at another rate is resampled whole and comes as one block, and so does an MP3 file
+    (its decoder gives other samples when read in pieces); convert long recordings to 16 kHz WAV or FLAC
+    to keep them out of memory. Raises AudioError("unreadable", ...) like `load_audio`.
+    """
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for corrupt input
+        raise AudioError("unreadable", f"cannot decode audio: {exc}") from exc
+    if int(info.samplerate) != SAMPLE_RATE_HZ or info.format in _WHOLE_FORMATS:
+        yield load_audio(path)
+        return
+    frames = max(1, round((BLOCK_SECONDS if block_s is None else block_s) * SAMPLE_RATE_HZ))
+    try:
+        handle = sf.SoundFile(str(path))
+    except Exception as exc:
+        raise AudioError("unreadable", f"cannot decode audio: {exc}") from exc
+    with handle:
+        while True:
+            try:
+                block = handle.read(frames, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError("unreadable", f"cannot decode audio: {exc}") from exc
+            if block.shape[0] == 0:
+                return
+            mono = block[:, 0] if block.shape[1] == 1 else to_mono(block)
+            yield np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 def audio_info(path: str | os.PathLike[str]) -> tuple[int, float]:

@@ -424,9 +424,11 @@ def count_detections_sweep(
     """Detections on one stream for every (window, cutoff): int64 array [len(windows), len(cutoffs)].
 
     Equal to ``len(detect(...))`` for each pair; window sums are computed once per window and each
-    cutoff only visits the invocations where its window sum is above it.
+    cutoff only visits the invocations where its window sum is above it. One cutoff's low invocations
+    are held at a time, so the memory is a few arrays of the stream's length (an ambient recording of
+    hours), not one per cutoff.
     """
-    p = probabilities_to_uint8(probs).astype(np.int64)
+    p = probabilities_to_uint8(probs)
     cuts = _check_cutoffs_u8(cutoffs_u8)
     wins = _check_windows(windows)
     refractory = _check_int("refractory_slices", refractory_slices, 0)
@@ -434,13 +436,14 @@ def count_detections_sweep(
     counts = np.zeros((len(wins), cuts.size), dtype=np.int64)
     if p.size == 0:
         return counts
-    lows = [np.flatnonzero(p < c) for c in cuts.tolist()]
-    for wi, window in enumerate(wins):
-        sums = window_sums(p, window)
-        for ci, c in enumerate(cuts.tolist()):
-            candidates = np.flatnonzero(sums > c * window)
+    sums = [window_sums(p.astype(np.int64), window).astype(np.int32) for window in wins]  # <= 255 * 10
+    for ci, c in enumerate(cuts.tolist()):
+        lows: np.ndarray | None = None
+        for wi, window in enumerate(wins):
+            candidates = np.flatnonzero(sums[wi] > c * window)
             if candidates.size:
-                events = _scan_events(candidates, lows[ci], c, window, refractory, stride, armed_at_start)
+                lows = np.flatnonzero(p < c) if lows is None else lows
+                events = _scan_events(candidates, lows, c, window, refractory, stride, armed_at_start)
                 counts[wi, ci] = len(events)
     return counts
 

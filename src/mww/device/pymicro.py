@@ -61,6 +61,9 @@ def can_fire(cutoff: float, window: int, rule: str) -> bool:
     return window_sum_threshold(cutoff, window, rule) < OUTPUT_UINT8_MAX * int(window)
 
 
+_CUTOFFS_AT_ONCE = 8  # cutoffs compared with a stream's window sums at a time in `pymicro_count_sweep`
+
+
 def _rising_edges(above: np.ndarray) -> np.ndarray:
     """Indices where a boolean condition turns true (last axis)."""
     before = np.zeros_like(above)
@@ -102,8 +105,10 @@ def pymicro_count_sweep(probs: ArrayLike, cutoffs: ArrayLike, windows: Sequence[
     grid = np.asarray(cutoffs, dtype=np.float64)
     counts = np.zeros((len(windows), grid.size), dtype=np.int64)
     for wi, window in enumerate(windows):
-        above = window_sums(p, int(window))[None, :] > _thresholds(grid, window)[:, None]
-        counts[wi] = _rising_edges(above).sum(axis=1)
+        sums, thresholds = window_sums(p, int(window)), _thresholds(grid, window)
+        for first in range(0, grid.size, _CUTOFFS_AT_ONCE):  # a few cutoffs at a time: bounded memory
+            rows = slice(first, first + _CUTOFFS_AT_ONCE)
+            counts[wi, rows] = _rising_edges(sums[None, :] > thresholds[rows, None]).sum(axis=1)
     return counts
 
 

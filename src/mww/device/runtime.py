@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
 
+from mww.device import audio
 from mww.device import constants as C
-from mww.device.audio import AudioError, load_audio, to_pcm16
+from mww.device.audio import AudioError, audio_blocks, load_audio, to_pcm16
 from mww.device.features import (
+    StreamingFrontend,
     audio_to_features,
     frontend_uint16,
     quantize_features,
@@ -29,6 +32,15 @@ from mww.device.features import (
 from mww.device.tflite_graph import VerifyError, analyze_model_architecture
 from mww.device.tflm_arena import declared_arena_size, measure_tensor_arena
 from mww.errors import MwwError
+
+
+class FeatureRows(Protocol):
+    """Float feature rows (frames, 40): an array, or a view that converts the rows it is sliced to."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, index: slice) -> np.ndarray: ...
 
 
 class ModelLoadError(MwwError):
@@ -199,18 +211,37 @@ def run_invocations(interpreter: Any, chunks: np.ndarray) -> np.ndarray:
     return outputs
 
 
-def stream_outputs(model: WakeWordModel, features: np.ndarray) -> np.ndarray:
-    """uint8 outputs of one device start over float features (frames, 40), one per invocation."""
-    return run_invocations(open_interpreter(model), device_chunks(features, model.stride))
+INVOCATIONS_PER_BLOCK = 4096  # invocations quantized and run at a time by `stream_outputs`
+
+
+def stream_outputs(model: WakeWordModel, features: FeatureRows) -> np.ndarray:
+    """uint8 outputs of one device start over float features (frames, 40), one per invocation.
+
+    The features are read `INVOCATIONS_PER_BLOCK` invocations at a time, so a long recording's
+    features may be a lazily converted view (`mww.data.feature_store.FloatFeatures`) that is never whole
+    in memory as float32."""
+    interpreter = open_interpreter(model)
+    frames = (features.shape[0] // model.stride) * model.stride
+    step = INVOCATIONS_PER_BLOCK * model.stride
+    parts = [
+        run_invocations(interpreter, device_chunks(features[start : min(start + step, frames)], model.stride))
+        for start in range(0, frames, step)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
 
 
 DEVICE_AUDIO = f"{C.SAMPLE_RATE_HZ} Hz mono 16-bit PCM"
 _DEVICE_SUBTYPE = "PCM_16"
-_STEP_BYTES = C.STEP_SAMPLES * C.SAMPLE_WIDTH_BYTES
 
 
 def _audio_header(path: Path) -> Any:
     """soundfile's header of `path`; AudioError naming the file when it is missing or not audio."""
+    if path.is_symlink() and not path.exists():
+        raise AudioError(
+            "broken_link",
+            f"The audio file {path} is a link to {os.readlink(path)}, which does not exist (a moved "
+            "folder or an unplugged drive?). Fix or remove the link.",
+        )
     if not path.is_file():
         what = "is a folder, not an audio file" if path.is_dir() else "does not exist"
         raise AudioError("missing", f"The audio file {path} {what}. Pass WAV files of {DEVICE_AUDIO}.")
@@ -290,6 +321,38 @@ def read_device_pcm16(path: str | os.PathLike[str], convert: bool = False) -> np
     return np.asarray(samples, dtype=np.int16).reshape(-1)
 
 
+def read_device_pcm16_blocks(path: str | os.PathLike[str], convert: bool = False) -> Iterator[np.ndarray]:
+    """The int16 samples of `read_device_pcm16`, in consecutive blocks (`mww.device.audio.audio_blocks`):
+    a recording of hours is never whole in memory. The file is checked when this is called, before the
+    first block (AudioError naming it), so many files can be checked before any is run."""
+    path = Path(path)
+    converted = _needs_conversion(path, convert)
+
+    def blocks() -> Iterator[np.ndarray]:
+        try:
+            if converted:
+                for block in audio_blocks(path):
+                    yield to_pcm16(block)
+                return
+            with sf.SoundFile(str(path)) as handle:
+                frames = round(audio.BLOCK_SECONDS * C.SAMPLE_RATE_HZ)
+                while (block := handle.read(frames, dtype="int16")).size:
+                    yield np.asarray(block, dtype=np.int16).reshape(-1)
+        except AudioError as exc:
+            raise AudioError(
+                exc.reason,
+                f"The audio file {path} could not be decoded ({exc.detail}); pass a WAV file of "
+                f"{DEVICE_AUDIO}.",
+            ) from exc
+        except Exception as exc:  # soundfile raises several types for corrupt input
+            raise AudioError(
+                "unreadable",
+                f"The audio file {path} could not be decoded ({exc}); pass a WAV file of {DEVICE_AUDIO}.",
+            ) from exc
+
+    return blocks()
+
+
 def pcm16_outputs(model: WakeWordModel, pcm16: np.ndarray) -> np.ndarray:
     """uint8 outputs of one device start over int16 PCM at 16 kHz (the device's own samples)."""
     return stream_outputs(model, uint16_to_float(frontend_uint16(np.asarray(pcm16, dtype=np.int16))))
@@ -333,13 +396,10 @@ class DeviceStream:
     """
 
     def __init__(self, model: WakeWordModel) -> None:
-        from pymicro_features import MicroFrontend
-
         self.model = model
         self._interpreter = open_interpreter(model)
-        self._frontend = MicroFrontend()
-        self._pending = b""
-        self._rows: list[np.ndarray] = []
+        self._frontend = StreamingFrontend()
+        self._rows = np.zeros((0, C.MEL_BINS), dtype=np.uint16)  # frames not yet a whole invocation
         self.samples_fed = 0
         self.invocations = 0
 
@@ -350,28 +410,25 @@ class DeviceStream:
 
     def feed(self, pcm16: bytes | np.ndarray) -> np.ndarray:
         """uint8 outputs of the invocations completed by these samples (16 kHz mono int16)."""
-        data = pcm16 if isinstance(pcm16, bytes) else np.asarray(pcm16, dtype="<i2").tobytes()
-        self.samples_fed += len(data) // C.SAMPLE_WIDTH_BYTES
-        buffer = self._pending + data
-        offset = 0
-        outputs: list[int] = []
-        while len(buffer) - offset >= _STEP_BYTES:
-            result = self._frontend.process_samples(buffer[offset : offset + _STEP_BYTES])
-            if result.samples_read <= 0:
-                break
-            offset += result.samples_read * C.SAMPLE_WIDTH_BYTES
-            if not result.features:
-                continue
-            # pymicro-features gives uint16 * FEATURE_SCALE (a power-of-two fraction): exact to undo.
-            self._rows.append(np.rint(np.asarray(result.features, dtype=np.float64) / C.FEATURE_SCALE))
-            if len(self._rows) == self.model.stride:
-                values = np.clip(np.stack(self._rows), 0, C.FEATURE_UINT16_MAX).astype(np.uint16)
-                self._rows.clear()
-                chunk = quantize_uint16(values).reshape(1, 1, self.model.stride, C.MEL_BINS)
-                outputs.extend(run_invocations(self._interpreter, chunk).tolist())
-                self.invocations += 1
-        self._pending = buffer[offset:]
-        return np.asarray(outputs, dtype=np.uint8)
+        samples = (
+            np.frombuffer(pcm16, dtype="<i2") if isinstance(pcm16, bytes) else np.asarray(pcm16, np.int16)
+        ).reshape(-1)
+        self.samples_fed += samples.size
+        rows = np.concatenate([self._rows, self._frontend.feed(samples.astype(np.int16, copy=False))])
+        whole = (rows.shape[0] // self.model.stride) * self.model.stride
+        self._rows = rows[whole:]
+        chunks = quantize_uint16(rows[:whole]).reshape(-1, 1, self.model.stride, C.MEL_BINS)
+        outputs = run_invocations(self._interpreter, chunks)
+        self.invocations += outputs.size
+        return outputs
+
+
+def recording_outputs(model: WakeWordModel, blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
+    """(uint8 outputs, samples) of one device start over a recording given as int16 blocks
+    (`read_device_pcm16_blocks`): exactly `pcm16_outputs` of the whole, in the memory of one block."""
+    stream = DeviceStream(model)
+    outputs = [stream.feed(block) for block in blocks]
+    return (np.concatenate(outputs) if outputs else np.zeros(0, np.uint8)), stream.samples_fed
 
 
 __all__ = [
@@ -387,5 +444,7 @@ __all__ = [
     "pcm16_outputs",
     "read_device_audio",
     "read_device_pcm16",
+    "read_device_pcm16_blocks",
+    "recording_outputs",
     "stream_outputs",
 ]

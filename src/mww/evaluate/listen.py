@@ -36,6 +36,8 @@ from mww.device.runtime import (
     invocation_seconds,
     pcm16_outputs,
     read_device_pcm16,
+    read_device_pcm16_blocks,
+    recording_outputs,
 )
 from mww.errors import MwwError
 
@@ -158,12 +160,23 @@ def detect_pcm16(
 ) -> FileDetections:
     """Detections of one device start over int16 samples at 16 kHz."""
     samples = np.asarray(pcm16, dtype=np.int16).reshape(-1)
-    outputs = pcm16_outputs(model, samples)
+    return detections_of_outputs(model, pcm16_outputs(model, samples), samples.size, path, armed=armed)
+
+
+def detections_of_outputs(
+    model: WakeWordModel,
+    outputs: np.ndarray,
+    samples: int,
+    path: str | os.PathLike[str] = "",
+    *,
+    armed: bool = False,
+) -> FileDetections:
+    """What one device start gave: its uint8 `outputs` (one per invocation) over `samples` samples."""
     detections = detections_in_outputs(model, outputs, armed=armed)
     peak, peak_time = _peak(model, outputs)
     return FileDetections(
         path=Path(path),
-        duration_s=samples.size / C.SAMPLE_RATE_HZ,
+        duration_s=samples / C.SAMPLE_RATE_HZ,
         invocations=int(outputs.size),
         detections=detections,
         peak_probability=peak,
@@ -188,9 +201,14 @@ def detect_files(
     convert: bool = False,
     armed: bool = False,
 ) -> list[FileDetections]:
-    """Detections per file; each file is one device start. Raises AudioError for a file that is unusable."""
-    audio = read_audio_files(paths, convert=convert)
-    return [detect_pcm16(model, pcm, path, armed=armed) for path, pcm in zip(paths, audio, strict=True)]
+    """Detections per file; each file is one device start, streamed from the file block by block (a
+    recording of hours takes the memory of one block). Every file is checked before the first is run;
+    AudioError names a file that is unusable."""
+    readers = [read_device_pcm16_blocks(p, convert=convert) for p in paths]
+    return [
+        detections_of_outputs(model, *recording_outputs(model, blocks), path, armed=armed)
+        for path, blocks in zip(paths, readers, strict=True)
+    ]
 
 
 class LiveDetector:
@@ -356,6 +374,7 @@ __all__ = [
     "detect_files",
     "detect_pcm16",
     "detections_in_outputs",
+    "detections_of_outputs",
     "find_input_device",
     "import_sounddevice",
     "listen",

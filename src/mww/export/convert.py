@@ -21,7 +21,9 @@
    (`mww.export.esphome`), for int8 exports.
 
 Everything is written into a staging folder inside the output folder and renamed into place only
-after verification passed, so a failed export leaves no half-written model behind.
+after verification passed, so a failed export (a full disk included) leaves no half-written model
+behind; the manifest is renamed last, so an interrupted one never leaves a model beside a manifest
+that does not belong to it (`_publish`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mww.atomic import signals_deferred
 from mww.config.schema import MwwConfig
 from mww.device.constants import FEATURE_MAX_FLOAT, MEL_BINS
 from mww.device.detection import probabilities_to_uint8
@@ -397,14 +400,23 @@ def _staging_dir(output_dir: Path) -> Path:
         ) from exc
 
 
-def _publish(staging: Path, output_dir: Path, names: Sequence[str]) -> None:
-    """Move the staged files and the streaming folder into `output_dir` (each by one rename)."""
-    target = output_dir / STREAMING_DIR
-    if target.exists():
-        os.replace(target, staging / f"{STREAMING_DIR}.previous")
-    os.replace(staging / STREAMING_DIR, target)
-    for name in names:
-        os.replace(staging / name, output_dir / name)
+def _publish(staging: Path, output_dir: Path, model: str, manifest: str, others: Sequence[str]) -> None:
+    """Move the staged export into `output_dir`, each file by one rename, the manifest last.
+
+    The manifest is what ESPHome, mww-detect and mww-verify start from, so it is the commit point: the
+    earlier manifest of this name leaves first, and the new one arrives only once its model and the rest
+    are in place. Wherever the renames stop (a crash, a kill), the folder holds the earlier export, a
+    model without a manifest, or the new export: never a model beside a manifest that does not belong
+    to it. Ctrl-C and SIGTERM wait until the renames are done."""
+    with signals_deferred():
+        if (output_dir / manifest).exists():
+            os.replace(output_dir / manifest, staging / f"{manifest}.previous")
+        target = output_dir / STREAMING_DIR
+        if target.exists():
+            os.replace(target, staging / f"{STREAMING_DIR}.previous")
+        os.replace(staging / STREAMING_DIR, target)
+        for name in [model, *others, manifest]:
+            os.replace(staging / name, output_dir / name)
 
 
 def convert_model_saved(
@@ -446,8 +458,8 @@ def convert_model_saved(
             representative_features=representative_features,
             say=say,
         )
-        published = [result.tflite_path, result.manifest_path, result.esphome_yaml_path]
-        _publish(staging, output, [path.name for path in published if path is not None])
+        others = [result.esphome_yaml_path.name] if result.esphome_yaml_path is not None else []
+        _publish(staging, output, result.tflite_path.name, result.manifest_path.name, others)
     except OSError as exc:
         raise ExportError(
             f"Writing the export to {output} failed ({exc.strerror or exc}). Check the free space and the "

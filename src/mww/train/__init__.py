@@ -2,4 +2,5 @@
 validation the way the device runs (`validation`, `metrics`), the cutoff and window a model ships
 with (`calibration`), hard-negative mining (`mining`), the weights' moving average
 (`weight_average`), checkpoints and their selection (`checkpoints`), resuming a stopped run
-(`resume`) and starting a run from a trained checkpoint (`fine_tune`). It imports `device`, `config`, `data` and `model`."""
+(`resume`), starting a run from a trained checkpoint (`fine_tune`) and one run per checkpoint
+folder (`lock`). It imports `device`, `config`, `data` and `model`."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mww.atomic import atomic_write_bytes, atomic_write_json
+from mww.atomic import atomic_write_bytes, atomic_write_json, signals_deferred
 from mww.config.schema import MwwConfig
 from mww.train.checkpoints import config_hash, save_weights_atomic
 from mww.train.errors import TrainError
@@ -55,14 +55,16 @@ def save_resume(
     step: int,
     state: Mapping[str, Any],
 ) -> None:
-    """Write everything a run needs to go on after `step`; `state` is the trainer's own (JSON-ready)."""
+    """Write everything a run needs to go on after `step`; `state` is the trainer's own (JSON-ready).
+    Ctrl-C and SIGTERM wait until all of it is written, so the files always belong to one step."""
     folder = resume_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
-    save_weights_atomic(model, folder / WEIGHTS_FILE)
-    write_arrays(folder / OPTIMIZER_FILE, [np.asarray(v) for v in optimizer.variables])
-    if average is not None:
-        write_arrays(folder / AVERAGE_FILE, average.state())
-    atomic_write_json(folder / STATE_FILE, {**state, "step": step, "config_hash": config_hash(config)})
+    with signals_deferred():
+        save_weights_atomic(model, folder / WEIGHTS_FILE)
+        write_arrays(folder / OPTIMIZER_FILE, [np.asarray(v) for v in optimizer.variables])
+        if average is not None:
+            write_arrays(folder / AVERAGE_FILE, average.state())
+        atomic_write_json(folder / STATE_FILE, {**state, "step": step, "config_hash": config_hash(config)})
 
 
 def _read_state(config: MwwConfig, folder: Path) -> dict[str, Any]:

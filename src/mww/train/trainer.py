@@ -32,6 +32,7 @@ from mww.model.streaming import sequence_scorer
 from mww.train.checkpoints import BEST_NAME
 from mww.train.errors import TrainError
 from mww.train.fine_tune import check_initial_checkpoint, load_initial_weights
+from mww.train.lock import training_lock
 from mww.train.mining import MinedWindow, load_mined, mine_hard_negatives, save_mined
 from mww.train.resume import load_resume, resume_dir, save_resume
 from mww.train.runlog import RunLog, progress_line, tensorboard_writer, validation_table, write_scalars
@@ -359,14 +360,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def train(self, resume: bool = False) -> TrainingResult:
-        """Train every phase; returns where the best checkpoint is."""
-        tf = self._tensorflow()
-        log = RunLog(Path(self.config.performance.tensorboard_log_dir), self.out)
-        try:
-            run = self._start(log, resume)
-            step, interrupted = self._loop(tf, run, log)
-        finally:
-            log.close()
+        """Train every phase; returns where the best checkpoint is. Holds the lock of
+        `paths.checkpoint_dir` throughout (`mww.train.lock`): a second run on that folder is refused."""
+        with training_lock(self.config.paths.checkpoint_dir) as stale:
+            tf = self._tensorflow()
+            log = RunLog(Path(self.config.performance.tensorboard_log_dir), self.out)
+            try:
+                if stale is not None:
+                    log.line(f"took over the lock of a run that ended ({stale.describe()})")
+                run = self._start(log, resume)
+                step, interrupted = self._loop(tf, run, log)
+            finally:
+                log.close()
         best = run.selection.best
         return TrainingResult(
             Path(self.config.paths.checkpoint_dir) / BEST_NAME if best else None,
