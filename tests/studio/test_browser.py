@@ -239,12 +239,11 @@ def test_evaluate_page(studio, browser):
     url, _, _ = studio
     open_page(browser, url, "evaluate")
     browser.find_element("id", "eval-run").click()
+    drawn = "#det-curve polyline.series"
     wait(
-        browser,
-        lambda d: d.find_elements("css selector", "#det-curve polyline.series"),
-        240,
-        "the evaluation",
+        browser, lambda d: d.find_elements("css selector", drawn) or "error" in message(d), 240, "evaluation"
     )
+    assert "error" not in message(browser), message(browser)
     assert browser.find_elements("css selector", "#score-histogram rect.bar")
     assert len(browser.find_elements("css selector", "#per-speaker tbody tr")) >= 1
     assert "positives" in text(browser, "#per-set")

@@ -11,6 +11,7 @@ import soundfile as sf
 import yaml
 
 from mww.device.audio import AudioError
+from mww.errors import MwwError
 from mww.studio.dataset import (
     CLIPS_LISTED,
     audio_file,
@@ -136,16 +137,9 @@ def test_generate_merges_the_datasets_override(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     project = open_project(tmp_path)
-    counts = {"positives": 4, "negatives": 4, "hard_negatives": 2, "background": 2, "rirs": 1}
-    lines = generate(
-        project,
-        "hey studio",
-        "small",
-        "3",
-        False,
-        False,
-        counts={**counts, "speakers": 4, "ambient_seconds": 6.0},
-    )
+    counts = {"positives": 4, "negatives": 4, "hard_negatives": 2, "background": 2, "rirs": 1, "speakers": 4}
+    options = {"wake_word": "hey studio", "size": "small", "seed": "3", "tts": "espeak"}
+    lines = generate(project, options, counts={**counts, "ambient_seconds": 6.0})
     print("\n".join(lines))
     assert lines[0].startswith('Generated a dataset for "hey studio"')
     layer = yaml.safe_load(project.config_path.read_text())
@@ -153,6 +147,10 @@ def test_generate_merges_the_datasets_override(tmp_path, monkeypatch):
     assert config.export.wake_word == "Hey Studio" and layer["data"]["test_speakers"]
     assert dataset_counts(config)["folders"][0]["files"] == 4
     with pytest.raises(GenerationError, match="cannot be used"):
-        generate(project, "123", "small", 0, True, False)
+        generate(project, {"wake_word": "123", "force": True})
     with pytest.raises(StudioError, match="seed must be a whole number"):
-        generate(project, "hey studio", "small", "x", True, False)
+        generate(project, {"seed": "x", "force": True})
+    with pytest.raises(MwwError) as caught:  # a Piper voice that is not there: the generator's message
+        generate(project, {"force": True, "piper_voices": str(tmp_path / "nowhere.onnx")}, counts=counts)
+    print(caught.value)
+    assert "nowhere.onnx" in str(caught.value)

@@ -187,34 +187,33 @@ def ingest_report(config: MwwConfig) -> dict[str, Any]:
 
 
 def generate(
-    project: Project,
-    wake_word: str,
-    size: str,
-    seed: object,
-    force: bool,
-    reuse: bool,
-    counts: Mapping[str, float] | None = None,
+    project: Project, options: Mapping[str, Any], counts: Mapping[str, float] | None = None
 ) -> list[str]:
-    """`mww-generate --output <project>/dataset` with these options; then its override (the dataset's
-    folders, held-out speakers and wake word) is merged into `project.yaml`. Returns what it did.
-
-    `counts` replaces some of the size's counts, as `generate_dataset` takes them (a smaller dataset)."""
+    """`mww-generate --output <project>/dataset` with the page's options (wake_word, size, seed, force,
+    reuse, tts: the engines as --tts takes them, piper_voices: one PATH.onnx a line); then its override
+    (the dataset's folders, held-out speakers and wake word) is merged into `project.yaml`. Returns what
+    it did. `counts` replaces some of the size's counts, as `generate_dataset` takes them."""
     from mww.synth.dataset import generate_dataset
     from mww.synth.layout import SUBFOLDERS
 
+    seed = options.get("seed", 0)
     try:
         number = int(str(seed).strip())
     except ValueError:
         raise StudioError(f"The seed must be a whole number of at least 0, got {seed!r}") from None
+    engines = str(options.get("tts") or "").strip()
+    voices = [line.strip() for line in str(options.get("piper_voices") or "").splitlines() if line.strip()]
     summary = generate_dataset(
         project.root / "dataset",
-        wake_word,
-        size,
+        str(options.get("wake_word", "hey computer")),
+        str(options.get("size", "small")),
         number,
         progress=False,
         counts=counts,
-        overwrite=force,
-        reuse=reuse,
+        overwrite=bool(options.get("force")),
+        reuse=bool(options.get("reuse")),
+        tts=[engines] if engines else None,
+        piper_voices=voices,
     )
     override = yaml.safe_load(Path(summary.paths["override"]).read_text(encoding="utf-8"))
     merge_into_config(project, override)

@@ -150,20 +150,8 @@ def _record(request: Request) -> dict[str, Any]:
 
 @route("POST", "/api/generate", "mww-generate")
 def _generate(request: Request) -> dict[str, Any]:
-    body = request.json()
-    return _job(
-        request,
-        "generate",
-        "mww-generate",
-        lambda: dataset.generate(
-            request.project,
-            str(body.get("wake_word", "hey computer")),
-            str(body.get("size", "small")),
-            body.get("seed", 0),
-            bool(body.get("force")),
-            bool(body.get("reuse")),
-        ),
-    )
+    options = request.json()
+    return _job(request, "generate", "mww-generate", lambda: dataset.generate(request.project, options))
 
 
 @route("POST", "/api/prepare", "mww-prepare")

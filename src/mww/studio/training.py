@@ -234,7 +234,7 @@ def _ended(code: int | None, out: str) -> tuple[str, str | None]:
     """The state and message of a run that ended with exit status `code`."""
     if code == 0:
         return "finished", None
-    if code == 130:
+    if code in (130, 143):  # Ctrl-C (the Stop button) or SIGTERM: mww-train saved its resumable state
         return "stopped", "Stopped: a resumable checkpoint was saved; Resume continues from it."
     if code == 1 and _failure(out) is None:
         return "finished", f"{PROG}: no evaluation ran, so no checkpoint was selected."

@@ -281,6 +281,8 @@ async function datasetPage(page) {
     seed: el("input", { type: "number", id: "gen-seed", value: "0", min: "0" }),
     force: el("input", { type: "checkbox", id: "gen-force" }),
     reuse: el("input", { type: "checkbox", id: "gen-reuse" }),
+    tts: select("gen-tts", [["", "espeak (or piper with voices)"], ["espeak", "espeak"], ["piper", "piper"], ["espeak,piper", "espeak and piper"]], ""),
+    voices: el("textarea", { id: "gen-piper-voices", rows: 2, cols: 50, placeholder: "Piper voices: one /path/to/voice.onnx a line (its .onnx.json beside it)" }),
   };
   const generateButton = el("button", { id: "generate-button" }, "Generate");
 
@@ -343,7 +345,8 @@ async function datasetPage(page) {
     showReport(result);
   }, "Checking…"));
   generateButton.addEventListener("click", () => act(generateButton, async () => {
-    const body = { wake_word: gen.wake.value, size: gen.size.value, seed: gen.seed.value, force: gen.force.checked, reuse: gen.reuse.checked };
+    const body = { wake_word: gen.wake.value, size: gen.size.value, seed: gen.seed.value, force: gen.force.checked,
+      reuse: gen.reuse.checked, tts: gen.tts.value, piper_voices: gen.voices.value };
     const result = await runJob("POST", "/api/generate", body, undefined,
       (job) => { generateButton.textContent = `Generating… ${Math.round(job.elapsed_s)} s`; });
     generateOut.hidden = false;
@@ -366,6 +369,7 @@ async function datasetPage(page) {
     section("Generate a demo dataset (mww-generate)", "generate-section",
       el("div", {}, field("wake word", gen.wake), field("size", gen.size), field("seed", gen.seed)),
       el("div", {}, field("replace a dataset already there (--force)", gen.force), field("keep one already made (--reuse)", gen.reuse)),
+      el("div", {}, field("speech (--tts)", gen.tts)), el("div", {}, gen.voices),
       generateButton, generateOut));
   await refresh();
 }
