@@ -5,8 +5,8 @@ and verified, and tried on a recording.
 
 The tests run in order on one studio and one browser. They are skipped, with the reason, only where
 no browser is installed (scripts/setup_env.sh installs chromium and chromium-driver where it can).
-With MWW_STUDIO_SCREENSHOTS=docs/images each page's screenshot is written there (the README's and
-docs/studio.md's pictures); otherwise into a temporary folder.
+Each page's screenshot goes into the folder MWW_STUDIO_SCREENSHOTS names, else a temporary folder
+(docs/studio.md shows the same pages on a generated demo dataset).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_counts_per_folder_and_speaker(project):
     counts = dataset_counts(project.config())
     files = {f["kind"]: f["files"] for f in counts["folders"]}
     assert files["positive"] == 24 and files["negative"] == 24 and files["ambient"] == 2
-    assert counts["speakers"] == [{"speaker": f"spk{s:02d}", "files": 4} for s in range(6)]
+    assert counts["speakers"] == [{"speaker": f"spk{s:02d}", "files": 4, "split": None} for s in range(6)]
 
 
 def test_clip_list_pages_and_speakers(project):
@@ -65,7 +65,7 @@ def test_upload_is_stored_as_device_audio(project):
     assert abs(info.duration - 1.0) < 0.01
     noise = save_upload(project, config, "background", "", "hum.wav", wav_bytes(2.0, 22050, 1))
     assert noise.parent == project.root / "dataset/background"
-    assert dataset_counts(config)["speakers"][0] == {"speaker": "alice", "files": 2}
+    assert dataset_counts(config)["speakers"][0] == {"speaker": "alice", "files": 2, "split": None}
     assert not list((project.state_dir / "uploads").iterdir())  # nothing left in transit
 
 
@@ -130,6 +130,9 @@ def test_check_dataset_reports_skipped_files(project):
         result["skipped"][0]["path"].endswith("broken.wav") and result["skipped"][0]["reason"] == "unreadable"
     )
     assert ingest_report(config)["skipped"] == result["skipped"]
+    splits = {row["speaker"]: row["split"] for row in dataset_counts(config)["speakers"]}
+    print(f"splits per speaker: {splits}")
+    assert set(splits.values()) <= {"train", "validation", "test"} and "train" in splits.values()
 
 
 def test_generate_merges_the_datasets_override(tmp_path, monkeypatch):

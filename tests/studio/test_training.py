@@ -136,3 +136,12 @@ def test_a_config_that_does_not_load_is_refused_before_starting(project):
     assert training.run_record(project) is None
     status = training_status(project)
     assert status["state"] == "idle" and "batch_sized" in status["message"]
+
+
+def test_a_run_started_elsewhere_is_named(project):
+    from mww.train.lock import TrainingLockedError, training_lock
+
+    with training_lock(project.root / "checkpoints"), pytest.raises(TrainingLockedError) as refused:
+        start_training(project)
+    print(refused.value)
+    assert f"process {os.getpid()}" in str(refused.value) and training.run_record(project) is None

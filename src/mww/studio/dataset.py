@@ -22,7 +22,15 @@ from typing import Any
 import yaml
 
 from mww.config.schema import MwwConfig
-from mww.data.ingest import KINDS, REPORT_NAME, discover, first_folder, kind_dirs
+from mww.data.ingest import (
+    KINDS,
+    REPORT_NAME,
+    SPLIT_MANIFEST_NAME,
+    discover,
+    first_folder,
+    kind_dirs,
+    load_split_manifest,
+)
 from mww.device.audio import AUDIO_EXTENSIONS, AudioError, write_wav
 from mww.device.runtime import read_device_pcm16
 from mww.studio.project import Project, StudioError, merge_into_config
@@ -40,10 +48,16 @@ def dataset_counts(config: MwwConfig) -> dict[str, Any]:
         {"kind": kind, "folder": str(dirs[kind]), "files": len(discover(dirs[kind]))} for kind in KINDS
     ]
     positives = discover(dirs["positive"])
-    speakers = Counter(first_folder(p, dirs["positive"]) or NO_SPEAKER for p in positives)
+    speaker_of = {p: first_folder(p, dirs["positive"]) or NO_SPEAKER for p in positives}
+    speakers = Counter(speaker_of.values())
+    # The split each speaker joined at the last ingestion (splits.json), where it has run.
+    manifest = load_split_manifest(Path(config.paths.processed_dir) / SPLIT_MANIFEST_NAME, config.data)
+    split_of = {speaker_of[p]: manifest[str(p)] for p in positives if str(p) in manifest}
     return {
         "folders": folders,
-        "speakers": [{"speaker": s, "files": n} for s, n in sorted(speakers.items())],
+        "speakers": [
+            {"speaker": s, "files": n, "split": split_of.get(s)} for s, n in sorted(speakers.items())
+        ],
         "test_speakers": list(config.data.test_speakers),
         "validation_speakers": list(config.data.validation_speakers),
     }

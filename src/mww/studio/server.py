@@ -343,7 +343,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refusal(self, method: str) -> str | None:
         """Why this request is not answered at all, or None."""
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0] if self.headers.get("Host") else ""
+        host = urlsplit(f"//{self.headers.get('Host') or ''}").hostname or ""
         if self.server.loopback_only and not is_loopback(host):
             return f"This studio answers requests to 127.0.0.1 or localhost only, not to {host!r}."
         if method != "GET" and self.headers.get(WRITE_HEADER) != "1":
@@ -398,14 +398,17 @@ class Handler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status if reply.status in HTTPStatus._value2member_map_ else 500)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
+        try:
+            self.send_response(reply.status if reply.status in HTTPStatus._value2member_map_ else 500)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the tab was closed while it waited: nobody to answer
 
 
 def make_server(project: Project, host: str = "127.0.0.1", port: int = 7860) -> StudioServer:

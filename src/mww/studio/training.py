@@ -8,8 +8,9 @@ process printed) and `.studio/train.exit` (its exit status, once it ended). Ever
 comes from the run itself: the progress line and loss from its run log (`logs/terminal_*.log`,
 `mww.train.runlog`), every validation from the checkpoint sidecars (`checkpoint_step_<step>.json`,
 `mww.train.validation`), the best checkpoint from `best_weights.json`. One run at a time per project:
-a second start while one runs is refused with a message naming the first. Stop sends SIGINT, as
-Ctrl-C on a terminal does, so mww-train saves a resumable checkpoint.
+a second start while one runs is refused with a message naming the first, and so is a start while
+another `mww-train` holds the checkpoint folder's lock (`mww.train.lock`, with its own message). Stop
+sends SIGINT, as Ctrl-C on a terminal does, so mww-train saves a resumable checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mww.config.schema import MwwConfig
 from mww.errors import MwwError
 from mww.studio.project import CONFIG_NAME, Project, StudioError, read_layer, write_layer
 from mww.train.checkpoints import BEST_NAME, sidecar_path
+from mww.train.lock import training_lock
 from mww.train.resume import RESUME_DIR, STATE_FILE
 from mww.train.runlog import TABLE_KEYS
 
@@ -122,7 +124,9 @@ def start_training(project: Project, resume: bool = False) -> dict[str, Any]:
             )
         if not project.config_path.is_file():
             write_layer(project, read_layer(project))
-        project.config()  # a config that does not load is refused here, with the loader's message
+        config = project.config()  # a config that does not load is refused here, with the loader's message
+        with training_lock(config.paths.checkpoint_dir):
+            pass  # a run started elsewhere (mww-train on a terminal) holds it: refused with its message
         args = ["--config", CONFIG_NAME, "--quiet", *(["--resume"] if resume else [])]
         exit_file = _state_file(project, TRAIN_EXIT)
         exit_file.unlink(missing_ok=True)

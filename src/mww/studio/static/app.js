@@ -292,8 +292,8 @@ async function datasetPage(page) {
     fill(counts, 
       table(["folder", "files", "path"], data.folders.map((f) => [KIND_LABELS[f.kind] || f.kind, f.files, el("span", { class: "muted", text: rel(f.folder) })]), "folder-counts"),
       el("h3", { text: `Speakers (${data.speakers.length})` }),
-      table(["speaker", "wake word clips", "split"], data.speakers.map((s) => [s.speaker, s.files,
-        held.has(s.speaker) ? "test (held out)" : val.has(s.speaker) ? "validation" : "by hash"]), "speaker-counts"));
+      el("div", { class: "scroll" }, table(["speaker", "wake word clips", "split"], data.speakers.map((s) => [s.speaker, s.files,
+        s.split || (held.has(s.speaker) ? "test (held out)" : val.has(s.speaker) ? "validation" : "not checked yet")]), "speaker-counts")));
     const chosen = clipSpeaker.value;
     fill(clipSpeaker, el("option", { value: "" }, "all speakers"),
       ...data.speakers.map((s) => el("option", { value: s.speaker, selected: s.speaker === chosen }, s.speaker)));
