@@ -39,6 +39,7 @@ BROWSER_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # a container's small /dev/shm would crash the renderer
     "--window-size=1280,1100",
     # a fake microphone (a beep) that needs no permission prompt, for the recording button
     "--use-fake-ui-for-media-stream",

@@ -20,7 +20,6 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -363,6 +362,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         refusal = self._refusal(method)
         if refusal:
+            self.close_connection = True  # its body, if any, is not read
             self._send(Reply(json.dumps({"error": error_line(PROG, refusal)}).encode(), status=403))
             return
         if method == "GET" and (url.path in PAGES or url.path.startswith("/static/")):
@@ -379,6 +379,7 @@ class Handler(BaseHTTPRequestHandler):
             )
             found, tail = (ROUTES[(method, prefix)], url.path[len(prefix) :]) if prefix else (None, "")
         if found is None:
+            self.close_connection = True
             self._send(
                 Reply(json.dumps({"error": f"{PROG}: error: no such page: {url.path}"}).encode(), status=404)
             )
@@ -386,10 +387,12 @@ class Handler(BaseHTTPRequestHandler):
         prog, function = found
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
-            request = Request(self.server.project, self.server.jobs, query, self._body(), tail)
-            result = function(request)
+            body = b""
+            body = self._body()
+            result = function(Request(self.server.project, self.server.jobs, query, body, tail))
             reply = result if isinstance(result, Reply) else Reply(json.dumps(result).encode())
         except MwwError as exc:
+            self.close_connection = self.close_connection or (not body and method != "GET")
             reply = Reply(json.dumps({"error": error_line(prog, exc)}).encode(), status=400)
         except Exception as exc:  # a bug: its traceback goes to the terminal, the page says so
             traceback.print_exc(file=sys.stderr)
@@ -399,7 +402,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         try:
-            self.send_response(reply.status if reply.status in HTTPStatus._value2member_map_ else 500)
+            self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
             self.send_header("Cache-Control", "no-store")
