@@ -26,7 +26,7 @@ from mww.device.constants import MEL_BINS
 from mww.device.features import StreamingFrontend, frontend_fingerprint
 
 FLUSH_EVERY = 256  # arrays buffered before an append + index write
-FLUSH_ROWS = 1 << 20  # ... or this many feature rows (80 MiB, about 3 hours of audio), whichever first
+FLUSH_ROWS = 1 << 18  # ... or this many feature rows (20 MiB, about 44 min of audio), whichever first
 LONG_FILE_S = 600.0  # longer recordings are featurized block by block into the store, one at a time
 MIN_CLIPS_PER_WORKER = 200  # below this, starting a process costs more than it saves (benchmarks/)
 
