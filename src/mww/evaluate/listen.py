@@ -35,7 +35,6 @@ from mww.device.runtime import (
     WakeWordModel,
     invocation_seconds,
     pcm16_outputs,
-    read_device_pcm16,
     read_device_pcm16_blocks,
     recording_outputs,
 )
@@ -187,11 +186,6 @@ def detections_of_outputs(
             for k in pymicro_detect(outputs, model.probability_cutoff, model.sliding_window_size)
         ],
     )
-
-
-def read_audio_files(paths: Sequence[str | os.PathLike[str]], *, convert: bool = False) -> list[np.ndarray]:
-    """The int16 samples of every file, all checked before any is run (AudioError names the bad one)."""
-    return [read_device_pcm16(p, convert=convert) for p in paths]
 
 
 def detect_files(
@@ -379,5 +373,4 @@ __all__ = [
     "import_sounddevice",
     "listen",
     "new_detector",
-    "read_audio_files",
 ]
