@@ -58,12 +58,19 @@ def hand_built() -> tuple[EvalData, Outputs]:
     return data, out
 
 
+def measured_at_half(data: EvalData, out: Outputs, **extra) -> dict:
+    """`measure` at cutoff 0.5 and window 1 against a 200 FA/h target (`extra`: its other arguments)."""
+    return measure(
+        data, out, Settings(0.5, 1, "t"), input_frames=FRAMES, stride=STRIDE, target_fah=200.0, **extra
+    )
+
+
 def quiet_measure() -> dict:
     """The hand-built set with outputs of 0 between the runs, measured against a 200 FA/h target."""
     data, out = hand_built()
     for stream in out.all():
         stream[stream == 10] = 0  # no cutoff above 0 fires on these
-    return measure(data, out, Settings(0.5, 1, "t"), input_frames=FRAMES, stride=STRIDE, target_fah=200.0)
+    return measured_at_half(data, out)
 
 
 def hand_measured() -> tuple[dict, EvalData, Outputs]:
@@ -177,16 +184,7 @@ def test_recommended_point_is_calibrated_on_the_noisy_copies_too():
     for stream in out.all():
         stream[stream == 10] = 0
     noisy = [bump(50, [25], high=150, low=0) for _ in range(4)]
-    clean = measure(data, out, Settings(0.5, 1, "t"), input_frames=FRAMES, stride=STRIDE, target_fah=200.0)
-    m = measure(
-        data,
-        out,
-        Settings(0.5, 1, "t"),
-        input_frames=FRAMES,
-        stride=STRIDE,
-        target_fah=200.0,
-        noisy_positives=noisy,
-    )
+    clean, m = measured_at_half(data, out), measured_at_half(data, out, noisy_positives=noisy)
     rec = m["recommended"]
     print(f"\nclean only: cutoff {clean['recommended']['probability_cutoff']}, with noisy copies: {rec}")
     assert rec["noisy_positives"] == 4 and clean["recommended"]["noisy_positives"] == 0
@@ -230,15 +228,7 @@ def test_no_cutoff_below_the_output_on_digital_silence_is_recommended():
 
     silence = silence_output_u8(fn)
     data, out = hand_built()
-    m = measure(
-        data,
-        out,
-        Settings(0.5, 1, "t"),
-        input_frames=FRAMES,
-        stride=STRIDE,
-        target_fah=200.0,
-        silence_u8=silence,
-    )
+    m = measured_at_half(data, out, silence_u8=silence)
     rec = m["recommended"]
     print(
         f"\noutput on digital silence {silence}/255: recommended {rec['probability_cutoff']}, "

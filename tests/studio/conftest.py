@@ -9,15 +9,7 @@ import yaml
 
 from mww.studio.project import Project, open_project
 from tests.conftest import build_dataset
-
-TINY_MODEL = {
-    "first_conv_filters": 8,
-    "first_conv_kernel_size": 3,
-    "pointwise_filters": "8,8",
-    "mixconv_kernel_sizes": "[3],[5]",
-    "repeat_in_block": "1,1",
-    "residual_connection": "0,0",
-}
+from tests.train.test_trainer import TINY_MODEL
 
 
 def tiny_layer(steps: list[int], eval_every: int) -> dict:
