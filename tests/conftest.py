@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,12 @@ import soundfile as sf
 from mww.config.load import config_from_dict
 from mww.config.schema import MwwConfig
 from mww.device.constants import SAMPLE_RATE_HZ
+
+# Ctrl-C as a terminal delivers it. A test run started in the background (`cmd &` in a script, as some
+# CI runners do) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt, in this
+# process or in the commands the tests start (an ignored signal stays ignored across exec; a handled
+# one is reset to the default). The tests of Ctrl-C handling need the terminal's behaviour.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def tone(
