@@ -216,7 +216,7 @@ def _recommendation(result: Evaluation) -> list[str]:
     if rec.get("noisy_positives"):
         lines.append(
             f"  chosen for the recall of the positives and their {rec['noisy_positives']} copies in noise "
-            f"together: {_pct(rec['recall_with_noisy'])}"
+            f"together: {_pct(rec['recall_with_noisy']).strip()}"
         )
     if not rec["supported"]:
         lines.append(
