@@ -221,7 +221,7 @@ def test_equal_error_point_is_never_a_degenerate_cutoff(measured):
 def test_no_cutoff_below_the_output_on_digital_silence_is_recommended():
     """The hand-built positives peak at 250; a model that gives 252 on digital silence gets no cutoff
     below 252/255 (so none that hears them), and the report says why."""
-    from mww.evaluate.outputs import silence_output_u8
+    from mww.device.features import silence_output_u8
 
     def fn(streams):  # a stand-in model: 252 on anything once its window is full, 0 before
         return [np.concatenate([np.zeros(5, np.uint8), np.full(20, 252, np.uint8)]) for _ in streams]

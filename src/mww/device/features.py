@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
@@ -15,6 +16,7 @@ from pymicro_features import MicroFrontend
 
 from mww.device import constants as C
 from mww.device.audio import to_pcm16
+from mww.device.detection import probabilities_to_uint8
 
 _STEP_BYTES = C.STEP_SAMPLES * C.SAMPLE_WIDTH_BYTES
 
@@ -119,3 +121,11 @@ def digital_silence_features(seconds: float = 3.0) -> np.ndarray:
     """Float features of `seconds` of digital silence (all-zero samples), as a muted microphone gives
     them: a model whose output on them is above the cutoff fires on a muted microphone."""
     return uint16_to_float(frontend_uint16(np.zeros(round(seconds * C.SAMPLE_RATE_HZ), dtype=np.int16)))
+
+
+def silence_output_u8(score: Callable[[list[np.ndarray]], list[np.ndarray]], seconds: float = 5.0) -> int:
+    """A model's highest uint8 output on digital silence (a muted microphone), once its input window
+    holds nothing else. `score` maps feature streams to the model's outputs on each (probabilities or
+    uint8). No cutoff below it is shipped (`mww.train.calibration`)."""
+    outputs = probabilities_to_uint8(score([digital_silence_features(seconds)])[0])
+    return int(outputs[len(outputs) // 2 :].max()) if outputs.size else 0

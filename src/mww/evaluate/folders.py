@@ -29,7 +29,7 @@ from mww.data.ingest import discover, first_folder
 from mww.data.sources import EvalData
 from mww.device.audio import audio_info
 from mww.device.constants import SAMPLE_RATE_HZ, WINDOW_STEP_MS
-from mww.device.features import frontend_uint16, uint16_to_float
+from mww.device.features import frontend_uint16, silence_output_u8, uint16_to_float
 from mww.device.pymicro import check_rule
 from mww.device.runtime import (
     WakeWordModel,
@@ -38,7 +38,7 @@ from mww.device.runtime import (
     recording_outputs,
 )
 from mww.evaluate.measure import Evaluation, Settings, measure
-from mww.evaluate.outputs import first_scored_invocation, run_outputs, silence_output_u8, tflite_outputs_fn
+from mww.evaluate.outputs import first_scored_invocation, run_outputs, tflite_outputs_fn
 from mww.evaluate.report import write_outputs
 from mww.evaluate.run import EvaluateError, exported_model
 from mww.model.plan import training_input_frames

@@ -99,7 +99,7 @@ def measure(
     background audio mixed in; the recommended cutoff is calibrated on them and the clean positives
     together (a cutoff chosen on clean clips alone misses the wake word in a noisy room), while the
     sweep and every other figure are the clean positives'. `silence_u8`: the model's output on digital
-    silence (`mww.evaluate.outputs.silence_output_u8`); no cutoff below it is recommended."""
+    silence (`mww.device.features.silence_output_u8`); no cutoff below it is recommended."""
     first = first_scored_invocation(input_frames, stride)
     fa_streams, fa_hours = false_activation_streams(
         out.ambient, out.negatives, data.ambient_seconds, stride, data.negative_seconds

@@ -20,7 +20,6 @@ import numpy as np
 from mww.config.schema import ModelConfig
 from mww.data.sources import EvalData
 from mww.device.detection import probabilities_to_uint8
-from mww.device.features import digital_silence_features
 from mww.device.runtime import WakeWordModel, stream_outputs
 
 OutputsFn = Callable[[list[np.ndarray]], list[np.ndarray]]  # float feature streams → uint8 outputs of each
@@ -77,10 +76,3 @@ def decision_outputs(data: EvalData, out: Outputs) -> list[int]:
     streams = [*out.positives, *out.negatives, *out.hard_negatives, *out.false_wakes]
     back = data.silence_after or [0] * len(streams)
     return [int(s[max(0, s.size - 1 - b)]) if s.size else 0 for s, b in zip(streams, back, strict=True)]
-
-
-def silence_output_u8(outputs: OutputsFn, seconds: float = 5.0) -> int:
-    """The model's highest uint8 output on digital silence (a muted microphone), once its input window
-    holds nothing else: no cutoff below it is shipped (`mww.train.calibration`)."""
-    stream = outputs([digital_silence_features(seconds)])[0]
-    return int(stream[len(stream) // 2 :].max()) if stream.size else 0

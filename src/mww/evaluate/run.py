@@ -31,6 +31,7 @@ import numpy as np
 from mww.config.schema import MwwConfig
 from mww.data.sources import NOISE_SNRS_DB, EvalData
 from mww.device.detection import detected_in
+from mww.device.features import silence_output_u8
 from mww.device.pymicro import check_rule
 from mww.device.runtime import WakeWordModel
 from mww.errors import MwwError
@@ -40,7 +41,6 @@ from mww.evaluate.outputs import (
     OutputsFn,
     keras_outputs_fn,
     run_outputs,
-    silence_output_u8,
     tflite_outputs_fn,
 )
 from mww.evaluate.report import write_outputs

@@ -19,7 +19,7 @@ from mww.atomic import atomic_write_json
 from mww.config.schema import MwwConfig, TrainingConfig
 from mww.data.sources import EvalData, noise_key
 from mww.device.detection import detected_in, probabilities_to_uint8
-from mww.device.features import digital_silence_features
+from mww.device.features import silence_output_u8
 from mww.model.scoring import StreamScorer, score_windows
 from mww.train.calibration import calibrate
 from mww.train.checkpoints import BEST_NAME, CALIBRATION_FILE, Candidate, is_better, write_checkpoint
@@ -30,8 +30,6 @@ from mww.train.metrics import (
     false_activation_streams,
     sweep_recall_fah,
 )
-
-SILENCE_S = 5.0  # digital silence streamed to find the model's output on it
 
 
 def validation_metrics(
@@ -95,12 +93,6 @@ def validation_metrics(
         hits = detected_in(outputs, *at, stride=stride, armed_at_start=True)
         metrics[noise_key(snr)] = sum(hits) / len(hits) if hits else 0.0
     return metrics
-
-
-def silence_output_u8(stream: StreamScorer) -> int:
-    """The model's highest uint8 output on digital silence, once its input window holds nothing else."""
-    outputs = probabilities_to_uint8(stream([digital_silence_features(SILENCE_S)])[0])
-    return int(outputs[len(outputs) // 2 :].max()) if outputs.size else 0
 
 
 def _calibrated(

@@ -36,8 +36,9 @@ def measure_at(
 ) -> dict[str, Any]:
     """Device-faithful measurement of outputs: the detector at `setting` (cutoff, window, where they come
     from), and the full sweep."""
+    from mww.device.features import silence_output_u8
     from mww.evaluate.measure import Settings, measure
-    from mww.evaluate.outputs import keras_outputs_fn, silence_output_u8
+    from mww.evaluate.outputs import keras_outputs_fn
 
     return measure(
         data,
