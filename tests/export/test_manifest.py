@@ -38,6 +38,30 @@ def test_an_unsupported_calibration_falls_back_to_the_config_with_a_warning(tmp_
     assert (supported.probability_cutoff, supported.warning) == (0.24, None)
 
 
+def test_an_unsupported_calibration_ships_its_safer_fallback_when_it_has_one(tmp_path):
+    cfg = config_from_dict({})
+    reason = "no safe cutoff met the target of 0.5 FA/h (the best, 0.995 with window 9, gave 0.89 FA/h)"
+    fallback = {"probability_cutoff": 0.99, "sliding_window_size": 9, "fah": 0.89}
+    path = _calibration_file(tmp_path, supported=False, reasons=[reason], fallback=fallback)
+    loaded = load_calibration(cfg, tmp_path / "x.weights.h5", path)
+    print(f"shipped {loaded.probability_cutoff}/{loaded.sliding_window_size}: {loaded.warning}")
+    assert (loaded.probability_cutoff, loaded.sliding_window_size) == (0.99, 9)
+    assert (
+        loaded.source == str(path)
+        and reason in loaded.warning
+        and "fewest false activations" in loaded.warning
+    )
+    # A fallback the runtimes would read differently, or a malformed one, is not shipped: the config is.
+    for bad in ({**fallback, "probability_cutoff": 0.998}, {**fallback, "sliding_window_size": 0}, "0.99"):
+        path = _calibration_file(tmp_path, supported=False, reasons=[reason], fallback=bad)
+        loaded = load_calibration(cfg, tmp_path / "x.weights.h5", path)
+        assert (loaded.probability_cutoff, loaded.sliding_window_size, loaded.source) == (
+            0.97,
+            5,
+            "the config",
+        )
+
+
 def test_a_calibrated_cutoff_above_0_995_is_never_shipped(tmp_path):
     cfg = config_from_dict({})
     path = _calibration_file(tmp_path, probability_cutoff=0.998)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mww.device.constants import STREAMING_STRIDE, WINDOW_STEP_MS
-from mww.train.calibration import MAX_SHIPPED_CUTOFF, calibrate
+from mww.train.calibration import MAX_SHIPPED_CUTOFF, calibrate, shippable_recall_at
 from mww.train.metrics import DEFAULT_CUTOFFS, sweep_recall_fah
 
 WINDOWS = (1, 3, 5)
@@ -104,3 +104,37 @@ def test_no_cutoff_below_the_output_on_digital_silence_is_shipped():
     assert free.supported and free.point.cutoff_u8 < 100 and free.point.recall == 1.0
     assert floored.point.cutoff_u8 >= 120 and floored.point.recall == 0.0 and not floored.supported
     assert any("no positive clip is detected" in r for r in floored.reasons)
+
+
+def test_a_missed_target_falls_back_to_the_safest_point_when_it_fires_less_than_the_config_s():
+    """Five ambient bumps in 2.5 h, two of them at 254/255 and three at 250: every cutoff up to 0.995
+    lets the two through (0.8 FA/h, target 0.5 missed), while 0.97 with window 5 (the config's) lets all
+    five through. The fallback is the safest point (two events, all positives heard), not the config's."""
+    amb, hours = ambient(2.5, 250, 5)
+    stronger, _ = ambient(2.5, 254, 2)
+    amb = [np.maximum(amb[0], stronger[0])]  # the second and fourth bumps become 254
+    choice, _, _ = choose(positives(255), amb, hours, default=(0.97, 5))
+    fallback = choice.fallback
+    print(f"\nchoice {choice.point}, supported {choice.supported}\nfallback {fallback}")
+    assert not choice.supported and not choice.point.meets_target
+    assert fallback is not None and fallback.ambient_events == 2 and fallback.recall == 1.0
+    assert fallback.cutoff <= MAX_SHIPPED_CUTOFF and fallback.window >= 3
+    assert choice.to_dict()["fallback"] == {
+        "probability_cutoff": fallback.cutoff,
+        "sliding_window_size": fallback.window,
+        "fah": fallback.fah,
+    }
+    # Where the config's point fires no more than the safest one, or no default is given: no fallback.
+    assert choose(positives(255), amb, hours, default=(0.99, 5))[0].fallback is None
+    assert choose(positives(255), amb, hours)[0].fallback is None
+    # Too little audio to trust FA/h: the config's point, as before.
+    short, short_hours = ambient(0.4, 254, 2)
+    assert choose(positives(255), short, short_hours, default=(0.97, 5))[0].fallback is None
+
+
+def test_selection_recall_counts_only_points_calibration_may_ship():
+    amb, hours = ambient(2.5, 240, 5)  # 2 FA/h up to cutoff 0.94
+    _, esp, _ = choose(positives(230), amb, hours)
+    assert shippable_recall_at(esp, 2.0) == 1.0  # below the bumps, within 2 FA/h
+    assert shippable_recall_at(esp, 1.0) == 0.0  # only cutoffs above 240 are within 1 FA/h
+    assert shippable_recall_at(esp, 2.0, silence_u8=235) == 0.0  # no cutoff below silence's 235

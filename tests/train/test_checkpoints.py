@@ -17,7 +17,17 @@ from mww.train.checkpoints import (
 from tests.model.test_builder import ARCHITECTURES
 from tests.model.test_streaming import fresh_model
 
-TRAINING = load_preset("standard").training  # minimize ambient FA/h to 0.5, maximize average_viable_recall
+# The rule of the seed trainer: minimize ambient FA/h at the config's cutoff to 0.5, then maximize
+# average_viable_recall among the checkpoints within it.
+TRAINING = config_from_dict(
+    {
+        "training": {
+            "minimization_metric": "ambient_false_positives_per_hour",
+            "maximization_metric": "average_viable_recall",
+            "selection_target": None,
+        }
+    }
+).training
 
 
 def cand(step, fah, avr):
@@ -41,6 +51,25 @@ def cand(step, fah, avr):
 )
 def test_selection_rule(candidate, best, expected):
     assert is_better(candidate, best, TRAINING) is expected
+
+
+def test_standard_selection_is_not_frozen_by_the_validation_audio_s_last_events():
+    # An early step that no validation event reaches at any cutoff, against a later one that two
+    # confusable phrases reach even at 0.995 (0.89 FA/h on 2.26 h) but that hears far more at 2 FA/h.
+    # The seed trainer's rule keeps the early step forever; the standard rule takes the later one.
+    standard = load_preset("standard").training
+    assert standard.selection_target == 2.0 and standard.target_minimization == 0.5
+
+    def point(step, floor, recall_2):
+        return Candidate(step, {"operating_point_fah": floor, "recall_at_2_fah": recall_2})
+
+    early, later = point(1500, 0.0, 0.70), point(10000, 0.887, 0.94)
+    assert is_better(later, early, standard) and not is_better(early, later, standard)
+    # Past the selection target, the lower floor still wins.
+    assert is_better(point(3, 1.9, 0.1), point(2, 2.5, 0.9), standard)
+    # selection_target null: target_minimization gates, as in the seed trainer's rule.
+    strict = config_from_dict({"training": {"selection_target": None}}).training
+    assert is_better(early, later, strict) and not is_better(later, early, strict)
 
 
 def test_exact_ties_go_to_the_higher_auc_then_the_earlier_step():

@@ -53,8 +53,16 @@ def test_validation_recall_in_noise_is_measured_at_the_operating_point(tmp_path)
     assert "in noise" not in validation_table(metrics, 25, tty=False)[-1]
 
 
+# The seed trainer's selection rule: ambient FA/h at the config's cutoff to 0.5, then average_viable_recall.
+SEED_RULE = {
+    "minimization_metric": "ambient_false_positives_per_hour",
+    "maximization_metric": "average_viable_recall",
+    "selection_target": None,
+}
+
+
 def test_selection_keeps_the_best_and_the_lowest_fah_and_survives_a_resume():
-    training = config_from_dict({}).training
+    training = config_from_dict({"training": SEED_RULE}).training
     selection = Selection()
     far = {"ambient_false_positives_per_hour": 5.0, "average_viable_recall": 0.9, "auc_roc": 0.9}
     near = {"ambient_false_positives_per_hour": 0.1, "average_viable_recall": 0.5, "auc_roc": 0.8}
@@ -74,7 +82,7 @@ def test_selection_follows_the_smoothed_trend_not_one_lucky_validation():
     recalls = [0.5, 0.95, 0.5, 0.8, 0.8, 0.8]
 
     def best_step(smoothing: int) -> int:
-        training = config_from_dict({"training": {"selection_smoothing": smoothing}}).training
+        training = config_from_dict({"training": {**SEED_RULE, "selection_smoothing": smoothing}}).training
         selection = Selection()
         for i, recall in enumerate(recalls):
             record = {"ambient_false_positives_per_hour": 0.0, "average_viable_recall": recall}

@@ -83,6 +83,7 @@ LOWER_IS_BETTER_METRICS = (
 )
 HIGHER_IS_BETTER_METRICS = (
     "average_viable_recall",
+    "recall_at_2_fah",
     "recall_at_target_fah",
     "recall_at_no_fa",
     "operating_point_recall",
@@ -238,9 +239,13 @@ class TrainingConfig:
     time_mask_count: list[int] = setting([0, 0], min=0, per_phase=True)
     freq_mask_max_size: list[int] = setting([0, 0], min=0, max=MEL_BINS, per_phase=True)
     freq_mask_count: list[int] = setting([0, 0], min=0, per_phase=True)
-    minimization_metric: str = setting("ambient_false_positives_per_hour", choices=LOWER_IS_BETTER_METRICS)
+    # Selection (`mww.train.checkpoints.is_better`): the lowest minimization metric until it is at or
+    # below selection_target (null: target_minimization, which is also the FA/h the shipped cutoff is
+    # calibrated to), then the highest maximization metric among those within it.
+    minimization_metric: str = setting("operating_point_fah", choices=LOWER_IS_BETTER_METRICS)
     target_minimization: float = setting(0.5, min=0)
-    maximization_metric: str = setting("average_viable_recall", choices=HIGHER_IS_BETTER_METRICS)
+    selection_target: float | None = setting(2.0, min=0)
+    maximization_metric: str = setting("recall_at_2_fah", choices=HIGHER_IS_BETTER_METRICS)
     # Checkpoint selection compares the mean of both metrics over this many validations in a row
     # (this one and those before it), so one lucky validation is not what gets shipped; 1: no smoothing.
     selection_smoothing: int = setting(3, min=1)

@@ -60,11 +60,12 @@ _FIXED_REASONS = {
 _CHOICE_NOTES = {
     "training.minimization_metric": (
         " These are the validation metrics where lower is better; checkpoint selection keeps the "
-        "lowest until it is at or below 'training.target_minimization'."
+        "lowest until it is at or below 'training.selection_target' (null: "
+        "'training.target_minimization')."
     ),
     "training.maximization_metric": (
         " These are the validation metrics where higher is better; checkpoint selection keeps the "
-        "highest among the checkpoints within 'training.target_minimization'."
+        "highest among the checkpoints within that target."
     ),
 }
 

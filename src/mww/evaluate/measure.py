@@ -111,7 +111,10 @@ def measure(
         _sweep(calibration_positives, fa_streams, fa_hours, stride, "esphome") if noisy_positives else curves
     )
     ha_curves = _sweep(calibration_positives, fa_streams, fa_hours, stride, "pymicro")
-    choice = calibrate(esp_curves, ha_curves, target_fah, len(calibration_positives), silence_u8=silence_u8)
+    default = (settings.probability_cutoff, settings.sliding_window_size)
+    choice = calibrate(
+        esp_curves, ha_curves, target_fah, len(calibration_positives), silence_u8=silence_u8, default=default
+    )
     chosen = choice.point
     window = settings.sliding_window_size
 

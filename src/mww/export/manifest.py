@@ -164,6 +164,16 @@ def load_calibration(
             f"an integer sliding_window_size >= 1, but it holds {json.dumps(data)[:120]}. Fix or delete it."
         )
     unsafe = _unsafe_calibration(data, float(cutoff), int(window))
+    fallback = _fallback(data) if unsafe else None
+    if unsafe and fallback is not None:
+        f_cutoff, f_window = fallback
+        warning = (
+            f"the calibration in {path} (cutoff {cutoff:g}, window {window}) is not supported: {unsafe}. "
+            f"Cutoff {f_cutoff:g} with window {f_window}, the point with the fewest false activations on the "
+            "validation audio (fewer than the config's cutoff and window there), was shipped instead; "
+            "evaluate on your own audio (mww-evaluate --positives --ambient) before relying on it"
+        )
+        return Calibration(f_cutoff, f_window, str(path), warning)
     if unsafe:
         export = config.export
         warning = (
@@ -174,6 +184,26 @@ def load_calibration(
         )
         return Calibration(export.probability_cutoff, export.sliding_window_size, "the config", warning)
     return Calibration(float(cutoff), int(window), str(path))
+
+
+def _fallback(data: dict) -> tuple[float, int] | None:
+    """The safer point calibration recorded for an unsupported choice (`mww.train.calibration`), if
+    it is one the runtimes read alike; None: fall back to the config."""
+    fallback = data.get("fallback")
+    if not isinstance(fallback, dict):
+        return None
+    cutoff, window = fallback.get("probability_cutoff"), fallback.get("sliding_window_size")
+    if (
+        isinstance(cutoff, bool)
+        or not isinstance(cutoff, int | float)
+        or not 0 < cutoff <= MAX_SHIPPED_CUTOFF
+    ):
+        return None
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        return None
+    if rules_disagree(float(cutoff), window):
+        return None
+    return float(cutoff), window
 
 
 def _unsafe_calibration(data: dict, cutoff: float, window: int) -> str | None:

@@ -19,8 +19,11 @@ point is shipped only when:
   then at most 0.5 per hour) and `MIN_POSITIVES` positive clips, and the target is met.
 
 A choice that fails the last test is still reported, with the reasons, as ``supported: false``; the
-export then falls back to the config's cutoff and window and says so, rather than shipping a cutoff the
-data could not check.
+export then falls back and says so, rather than shipping a cutoff the data could not check. The fallback
+is the config's cutoff and window, unless the only thing wrong is the target: when no safe point meets
+it, the safe point with the fewest false activations is shipped instead of the config's if it fires less
+than the config's on the same audio (a confident model fires at 0.97 on ambient speech that 0.99 over a
+longer window rejects).
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ MIN_WINDOW = 3
 MARGIN_STEPS = 2
 MIN_HOURS = 2.0
 MIN_POSITIVES = 20
+# Checkpoint selection (`training.maximization_metric: recall_at_2_fah`) compares the best recall at
+# this many false activations per hour over the points calibration may ship. On two hours of validation
+# audio the budget holds four events, so one confusable phrase the model fires on does not decide it;
+# the shipped cutoff is still calibrated to `training.target_minimization`.
+SELECTION_FAH = 2.0
+SELECTION_RECALL = f"recall_at_{SELECTION_FAH:g}_fah"
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,12 @@ class CalibrationChoice:
     supported: bool
     reasons: tuple[str, ...] = field(default_factory=tuple)
     candidates: int = 0  # points that passed the rule, window and margin tests
+    # When the target is missed on enough audio: the safest point, if it fires less than the config's.
+    fallback: OperatingPoint | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What calibration.json records beside the cutoff and window."""
-        return {
+        data: dict[str, Any] = {
             "probability_cutoff": self.point.cutoff,
             "sliding_window_size": self.point.window,
             "recall": self.point.recall,
@@ -61,6 +72,13 @@ class CalibrationChoice:
             "supported": self.supported,
             "reasons": list(self.reasons),
         }
+        if self.fallback is not None:
+            data["fallback"] = {
+                "probability_cutoff": self.fallback.cutoff,
+                "sliding_window_size": self.fallback.window,
+                "fah": self.fallback.fah,
+            }
+        return data
 
 
 def _by_window(curves: Sequence[RecallFahCurve]) -> dict[int, RecallFahCurve]:
@@ -74,6 +92,20 @@ def _eligible(curve: RecallFahCurve, i: int, min_window: int) -> bool:
         and cutoff <= MAX_SHIPPED_CUTOFF
         and bool(np.isin(cutoff, CALIBRATION_CUTOFFS))
     )
+
+
+def shippable_recall_at(
+    curves: Sequence[RecallFahCurve], max_fah: float, silence_u8: int = 0, min_window: int = MIN_WINDOW
+) -> float:
+    """The best recall with FA/h at most `max_fah` over the points calibration may ship: windows of at
+    least `min_window`, cutoffs up to `MAX_SHIPPED_CUTOFF` and not below the output on silence."""
+    best = 0.0
+    for curve in curves:
+        for i in range(curve.cutoffs.size):
+            shippable = _eligible(curve, i, min_window) and int(curve.cutoffs_u8[i]) >= silence_u8
+            if shippable and float(curve.fah[i]) <= max_fah:
+                best = max(best, float(curve.recall[i]))
+    return best
 
 
 def _rules_agree(esp: RecallFahCurve, ha: RecallFahCurve | None, i: int) -> bool:
@@ -114,13 +146,15 @@ def calibrate(
     min_hours: float = MIN_HOURS,
     min_positives: int = MIN_POSITIVES,
     silence_u8: int = 0,
+    default: tuple[float, int] | None = None,
 ) -> CalibrationChoice:
     """The operating point to ship from sweeps of the same streams under both rules (same grid and
     windows). Highest recall among the safe points within the target; ties go to the higher cutoff,
     then the lower FA/h, then the smaller window. When no safe point meets the target, the safe point
     with the lowest FA/h (then highest recall) is returned as not meeting it; when no point is safe at
     all, the eligible point with the lowest FA/h under the ESP32's rule. `silence_u8`: the model's
-    highest uint8 output on digital silence; no cutoff below it is safe."""
+    highest uint8 output on digital silence; no cutoff below it is safe. `default`: the config's cutoff
+    and window, which the export ships when the choice is unsupported, unless `fallback` fires less."""
     target = float(target_fah)
     ha = _by_window(pymicro_curves)
     safe: list[tuple[RecallFahCurve, int]] = []
@@ -159,7 +193,49 @@ def calibrate(
     reasons = unsupported_reasons(
         point, curve.duration_hours, n_positives, target, bool(safe), silence_u8=silence_u8, **limits
     )
-    return CalibrationChoice(point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe))
+    fallback = None
+    enough = curve.duration_hours >= min_hours and n_positives >= min_positives
+    if not point.meets_target and enough:
+        agreeing = [
+            (c, i)
+            for c, i in eligible
+            if _rules_agree(c, ha.get(c.window), i) and int(c.cutoffs_u8[i]) >= silence_u8
+        ]
+        fallback = _conservative(agreeing, _fah_at(esphome_curves, default), margin_steps)
+    return CalibrationChoice(
+        point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe), fallback=fallback
+    )
+
+
+def _conservative(
+    points: list[tuple[RecallFahCurve, int]], default_fah: float | None, margin_steps: int
+) -> OperatingPoint | None:
+    """Among `points` (both rules agree, not below silence), the lowest FA/h, preferring those where it
+    also holds `margin_steps` cutoffs below, then the highest recall and cutoff; None unless it hears
+    positives and fires less than the config's point (FA/h `default_fah`)."""
+    if not points or default_fah is None:
+        return None
+    floor = min(float(c.fah[i]) for c, i in points)
+    lowest = [(c, i) for c, i in points if float(c.fah[i]) == floor]
+    held = [(c, i) for c, i in lowest if _margin_holds(c, i, floor, margin_steps)]
+    curve, i = max(
+        held or lowest, key=lambda ci: (ci[0].recall[ci[1]], ci[0].cutoffs_u8[ci[1]], -ci[0].window)
+    )
+    if float(curve.recall[i]) == 0.0 or not floor < default_fah:
+        return None
+    return _point(curve, i, False)
+
+
+def _fah_at(curves: Sequence[RecallFahCurve], point: tuple[float, int] | None) -> float | None:
+    """FA/h of the sweep at (cutoff, window), or None when the sweep does not hold that point."""
+    if point is None:
+        return None
+    cutoff, window = point
+    curve = _by_window(curves).get(window)
+    if curve is None:
+        return None
+    match = np.flatnonzero(np.isclose(curve.cutoffs, cutoff, rtol=0, atol=1e-9))
+    return float(curve.fah[match[0]]) if match.size else None
 
 
 def unsupported_reasons(

@@ -1,8 +1,9 @@
 """Checkpoints: their selection, their atomic files and loading one back into the config's model.
 
-Selection follows the config: while the minimized metric (e.g. ambient FA/h) is above its target,
-the checkpoint with the lowest value wins; once a checkpoint is at or below target, the highest
-maximized metric (e.g. average_viable_recall) among those within target wins.
+Selection follows the config: while the minimized metric (e.g. ambient FA/h) is above its target
+(`training.selection_target`, else `training.target_minimization`), the checkpoint with the lowest
+value wins; once a checkpoint is at or below target, the highest maximized metric (e.g.
+recall_at_2_fah) among those within target wins.
 Exact ties go to the higher clip-level AUC, then to the earlier checkpoint.
 
 `load_checkpoint` rebuilds the non-streaming Keras model of a config and loads a .weights.h5 into
@@ -63,7 +64,7 @@ def is_better(candidate: Candidate, best: Candidate | None, training: TrainingCo
     low, high, target = (
         training.minimization_metric,
         training.maximization_metric,
-        training.target_minimization,
+        training.target_minimization if training.selection_target is None else training.selection_target,
     )
     c_low, b_low = candidate.selection_value(low), best.selection_value(low)
     c_ok, b_ok = c_low <= target, b_low <= target

@@ -31,6 +31,7 @@ TABLE_KEYS = (
     ("recall_at_no_fa", "recall at no FA/h"),
     ("recall_at_target_fah", "recall at target FA/h"),
     ("average_viable_recall", "average viable recall"),
+    ("recall_at_2_fah", "recall at 2 FA/h (any window)"),
 )
 
 

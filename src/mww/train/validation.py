@@ -21,7 +21,7 @@ from mww.data.sources import EvalData, noise_key
 from mww.device.detection import detected_in, probabilities_to_uint8
 from mww.device.features import silence_output_u8
 from mww.model.scoring import StreamScorer, score_windows
-from mww.train.calibration import calibrate
+from mww.train.calibration import SELECTION_FAH, SELECTION_RECALL, calibrate, shippable_recall_at
 from mww.train.checkpoints import BEST_NAME, CALIBRATION_FILE, Candidate, is_better, write_checkpoint
 from mww.train.metrics import (
     CALIBRATION_CUTOFFS,
@@ -105,8 +105,18 @@ def _calibrated(
         positives, fa_streams, fa_hours, stride=config.model.stride, positives_armed_at_start=True, **common
     )
     ha = sweep_recall_fah(positives, fa_streams, fa_hours, rule="pymicro", **common)
-    choice = calibrate(esp, ha, config.training.target_minimization, len(positives), silence_u8=silence_u8)
+    default = (config.export.probability_cutoff, config.export.sliding_window_size)
+    target = config.training.target_minimization
+    choice = calibrate(esp, ha, target, len(positives), silence_u8=silence_u8, default=default)
+    fallback = {}
+    if choice.fallback is not None:
+        fallback = {
+            "fallback_cutoff": choice.fallback.cutoff,
+            "fallback_window": choice.fallback.window,
+        }
     return {
+        SELECTION_RECALL: shippable_recall_at(esp, SELECTION_FAH, silence_u8),
+        **fallback,
         "operating_point_cutoff": choice.point.cutoff,
         "operating_point_window": choice.point.window,
         "operating_point_recall": choice.point.recall,
@@ -177,6 +187,16 @@ def calibration_of(metrics: dict[str, Any]) -> dict[str, Any]:
         "meets_target": bool(metrics["operating_point_meets_target"]),
         "supported": bool(metrics.get("operating_point_supported", True)),
         "reasons": list(metrics.get("operating_point_reasons", [])),
+        **(
+            {
+                "fallback": {
+                    "probability_cutoff": float(metrics["fallback_cutoff"]),
+                    "sliding_window_size": int(metrics["fallback_window"]),
+                }
+            }
+            if "fallback_cutoff" in metrics
+            else {}
+        ),
     }
 
 
