@@ -39,6 +39,16 @@ def test_report_files_and_calibration_round_trip(tmp_path):
         m["recommended"]["sliding_window_size"],
     )
     assert loaded.warning is None
+    # Unsupported for missing the target, with a safer fallback: the report and the export both name it.
+    fallback = {"probability_cutoff": 0.99, "sliding_window_size": 9, "fah": 0.89}
+    missed = dict(m, recommended={**m["recommended"], "fallback": fallback})
+    files = write_outputs(_evaluation(missed), tmp_path / "fallback")
+    assert json.loads(Path(files["calibration"]).read_text())["fallback"] == fallback
+    loaded = load_calibration(cfg, tmp_path / "x.weights.h5", files["calibration"])
+    assert (loaded.probability_cutoff, loaded.sliding_window_size) == (0.99, 9) and loaded.warning
+    line = next(x for x in format_report(_evaluation(missed)) if "not supported" in x)
+    print(f"\n{line}")
+    assert "ships the point with the fewest false activations instead, cutoff 0.99 with window 9" in line
     text = "\n".join(format_report(result))
     for expected in ("recall", "false activations per hour", "recommended", "per speaker", "worst positives"):
         assert expected in text

@@ -31,9 +31,11 @@ def calibration_data(result: Evaluation) -> dict[str, Any] | None:
         "fah": rec["fah"],
         "meets_target": rec["meets_target"],
         "target_fah": rec["target_fah"],
-        # False: the validation data cannot vouch for this cutoff; mww-export then keeps the config's.
+        # False: the validation data cannot vouch for this cutoff; mww-export then keeps the config's,
+        # or ships the fallback (fewer false activations than the config's) when there is one.
         "supported": rec["supported"],
         "reasons": rec["reasons"],
+        **({"fallback": rec["fallback"]} if "fallback" in rec else {}),
         "split": result.split,
         "model": result.model["path"],
         "source": "mww-evaluate",
@@ -218,7 +220,15 @@ def _recommendation(result: Evaluation) -> list[str]:
             f"  chosen for the recall of the positives and their {rec['noisy_positives']} copies in noise "
             f"together: {_pct(rec['recall_with_noisy']).strip()}"
         )
-    if not rec["supported"]:
+    if not rec["supported"] and "fallback" in rec:
+        fallback = rec["fallback"]
+        lines.append(
+            "  not supported by this data: " + "; ".join(rec["reasons"]) + ". mww-export ships the point "
+            "with the fewest false activations instead, cutoff "
+            f"{format_cutoff(fallback['probability_cutoff'])} with window {fallback['sliding_window_size']} "
+            f"({_fah(fallback['fah'])} FA/h), which fires less than the config's cutoff and window here"
+        )
+    elif not rec["supported"]:
         lines.append(
             "  not supported by this data, so mww-export keeps the config's cutoff and window: "
             + "; ".join(rec["reasons"])
