@@ -21,9 +21,9 @@ point is shipped only when:
 A choice that fails the last test is still reported, with the reasons, as ``supported: false``; the
 export then falls back and says so, rather than shipping a cutoff the data could not check. The fallback
 is the config's cutoff and window, unless the only thing wrong is the target: when no safe point meets
-it, the safe point with the fewest false activations is shipped instead of the config's if it fires less
-than the config's on the same audio (a confident model fires at 0.97 on ambient speech that 0.99 over a
-longer window rejects).
+it on enough audio, the highest cutoff with the fewest false activations is shipped instead of the
+config's if it fires less than the config's on the same audio (a confident model fires at 0.97 on
+ambient speech that 0.99 over a longer window rejects).
 """
 
 from __future__ import annotations
@@ -211,15 +211,16 @@ def _conservative(
     points: list[tuple[RecallFahCurve, int]], default_fah: float | None, margin_steps: int
 ) -> OperatingPoint | None:
     """Among `points` (both rules agree, not below silence), the lowest FA/h, preferring those where it
-    also holds `margin_steps` cutoffs below, then the highest recall and cutoff; None unless it hears
-    positives and fires less than the config's point (FA/h `default_fah`)."""
+    also holds `margin_steps` cutoffs below, then the highest cutoff (the validation audio cannot tell
+    the cutoffs with as few events apart; new audio fires more below), then the highest recall; None
+    unless it hears positives and fires less than the config's point (FA/h `default_fah`)."""
     if not points or default_fah is None:
         return None
     floor = min(float(c.fah[i]) for c, i in points)
     lowest = [(c, i) for c, i in points if float(c.fah[i]) == floor]
     held = [(c, i) for c, i in lowest if _margin_holds(c, i, floor, margin_steps)]
     curve, i = max(
-        held or lowest, key=lambda ci: (ci[0].recall[ci[1]], ci[0].cutoffs_u8[ci[1]], -ci[0].window)
+        held or lowest, key=lambda ci: (ci[0].cutoffs_u8[ci[1]], ci[0].recall[ci[1]], -ci[0].window)
     )
     if float(curve.recall[i]) == 0.0 or not floor < default_fah:
         return None
