@@ -236,3 +236,40 @@ def test_no_cutoff_below_the_output_on_digital_silence_is_recommended():
     )
     assert silence == 252 and m["silence_output_u8"] == 252
     assert cutoff_to_uint8(rec["probability_cutoff"]) >= 252 and not rec["supported"]
+
+
+def test_a_missed_target_records_the_fallback_against_the_config_s_point_not_the_evaluated_one():
+    """2.5 h of ambient outputs with five bumps, two of them at 254/255: no cutoff up to 0.995 meets
+    0.5 FA/h. The fallback is judged against the config's 0.97 / 5 (which lets all five through),
+    whatever settings the model is evaluated at."""
+    seconds_per_output = STRIDE * 0.010
+    n = int(2.5 * 3600 / seconds_per_output)
+    ambient = bump(n, [n // 6 * k for k in range(1, 6)], high=250, low=0, width=12)
+    ambient[n // 6 * 2 : n // 6 * 2 + 12] = ambient[n // 6 * 4 : n // 6 * 4 + 12] = 254
+    features = np.zeros((10, 40), np.float32)
+    data = EvalData(
+        windows=np.zeros((0, FRAMES, 40), np.float32),
+        labels=np.zeros(0, np.float32),
+        kinds=[],
+        positive_streams=[features] * 24,
+        positive_paths=[Path(f"/d/positive/a/{i}.wav") for i in range(24)],
+        negative_streams=[],
+        hard_negative_streams=[],
+        ambient_streams=[features],
+        ambient_paths=[Path("/d/ambient/night.wav")],
+        ambient_seconds=n * seconds_per_output,
+        positive_speakers=["a"] * 24,
+        ambient_durations=[n * seconds_per_output],
+    )
+    out = Outputs(
+        positives=[bump(60, [30], high=255, low=0, width=12)] * 24,
+        negatives=[],
+        hard_negatives=[],
+        ambient=[ambient],
+    )
+    kw = {"input_frames": FRAMES, "stride": STRIDE, "target_fah": 0.5}
+    at_fallback = Settings(0.99, 3, "an earlier fallback")
+    rec = measure(data, out, at_fallback, default=(0.97, 5), **kw)["recommended"]
+    print(f"\nrecommended {rec['probability_cutoff']} / {rec['sliding_window_size']}: {rec.get('fallback')}")
+    assert not rec["supported"] and rec["fallback"]["probability_cutoff"] >= 0.99
+    assert "fallback" not in measure(data, out, at_fallback, **kw)["recommended"]

@@ -181,6 +181,7 @@ def evaluate_folders(
         input_frames=input_frames,
         stride=stride,
         target_fah=config.training.target_minimization,
+        default=(config.export.probability_cutoff, config.export.sliding_window_size),
         silence_u8=silence_output_u8(outputs_fn),
     )
     result = Evaluation(

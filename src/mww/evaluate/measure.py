@@ -93,13 +93,15 @@ def measure(
     target_fah: float,
     noisy_positives: Sequence[np.ndarray] = (),
     silence_u8: int = 0,
+    default: tuple[float, int] | None = None,
 ) -> dict[str, Any]:
     """Every measurement of one model's outputs on one evaluation set, as plain data (the fields of
     `Evaluation` that depend on the outputs alone). `noisy_positives`: outputs on the positives with
     background audio mixed in; the recommended cutoff is calibrated on them and the clean positives
     together (a cutoff chosen on clean clips alone misses the wake word in a noisy room), while the
     sweep and every other figure are the clean positives'. `silence_u8`: the model's output on digital
-    silence (`mww.device.features.silence_output_u8`); no cutoff below it is recommended."""
+    silence (`mww.device.features.silence_output_u8`); no cutoff below it is recommended. `default`: the
+    config's cutoff and window, which a fallback must fire less than (`mww.train.calibration`)."""
     first = first_scored_invocation(input_frames, stride)
     fa_streams, fa_hours = false_activation_streams(
         out.ambient, out.negatives, data.ambient_seconds, stride, data.negative_seconds
@@ -111,7 +113,6 @@ def measure(
         _sweep(calibration_positives, fa_streams, fa_hours, stride, "esphome") if noisy_positives else curves
     )
     ha_curves = _sweep(calibration_positives, fa_streams, fa_hours, stride, "pymicro")
-    default = (settings.probability_cutoff, settings.sliding_window_size)
     choice = calibrate(
         esp_curves, ha_curves, target_fah, len(calibration_positives), silence_u8=silence_u8, default=default
     )

@@ -127,6 +127,7 @@ def evaluate_model(
             input_frames=input_frames,
             stride=stride,
             target_fah=config.training.target_minimization,
+            default=(config.export.probability_cutoff, config.export.sliding_window_size),
             noisy_positives=[o for outputs in noisy.values() for o in outputs],
             silence_u8=silence_output_u8(run.fn),
         ), noisy

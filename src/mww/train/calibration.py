@@ -235,7 +235,7 @@ def _fah_at(curves: Sequence[RecallFahCurve], point: tuple[float, int] | None) -
     curve = _by_window(curves).get(window)
     if curve is None:
         return None
-    match = np.flatnonzero(np.isclose(curve.cutoffs, cutoff, rtol=0, atol=1e-9))
+    match = np.flatnonzero(np.isclose(curve.cutoffs, cutoff, rtol=0, atol=1e-6))
     return float(curve.fah[match[0]]) if match.size else None
 
 
