@@ -194,35 +194,43 @@ def calibrate(
         point, curve.duration_hours, n_positives, target, bool(safe), silence_u8=silence_u8, **limits
     )
     fallback = None
-    enough = curve.duration_hours >= min_hours and n_positives >= min_positives
-    if not point.meets_target and enough:
-        agreeing = [
-            (c, i)
-            for c, i in eligible
-            if _rules_agree(c, ha.get(c.window), i) and int(c.cutoffs_u8[i]) >= silence_u8
-        ]
-        fallback = _conservative(agreeing, _fah_at(esphome_curves, default), margin_steps)
+    if not point.meets_target and curve.duration_hours >= min_hours and n_positives >= min_positives:
+        quiet = [(c, i) for c, i in eligible if int(c.cutoffs_u8[i]) >= silence_u8]
+        fallback = _conservative(quiet, ha, _fah_at(esphome_curves, default), margin_steps)
     return CalibrationChoice(
         point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe), fallback=fallback
     )
 
 
 def _conservative(
-    points: list[tuple[RecallFahCurve, int]], default_fah: float | None, margin_steps: int
+    points: list[tuple[RecallFahCurve, int]],
+    ha: dict[int, RecallFahCurve],
+    default_fah: float | None,
+    margin_steps: int,
 ) -> OperatingPoint | None:
-    """Among `points` (both rules agree, not below silence), the lowest FA/h, preferring those where it
-    also holds `margin_steps` cutoffs below, then the highest cutoff (the validation audio cannot tell
-    the cutoffs with as few events apart; new audio fires more below), then the highest recall; None
-    unless it hears positives and fires less than the config's point (FA/h `default_fah`)."""
+    """Among `points` (not below silence), the fewest false activations under the rule that counts more
+    of them, preferring points where that also holds `margin_steps` cutoffs below, then the highest
+    cutoff (the validation audio cannot tell apart the cutoffs that let the same few events through;
+    new audio fires more at the lower ones), then the highest recall. None unless it hears positives
+    and fires less than the config's point (FA/h `default_fah`, the ESP32's rule)."""
     if not points or default_fah is None:
         return None
-    floor = min(float(c.fah[i]) for c, i in points)
-    lowest = [(c, i) for c, i in points if float(c.fah[i]) == floor]
-    held = [(c, i) for c, i in lowest if _margin_holds(c, i, floor, margin_steps)]
+
+    def fah(curve: RecallFahCurve, i: int) -> float:
+        other = ha.get(curve.window)
+        return max(float(curve.fah[i]), float(other.fah[i]) if other is not None else 0.0)
+
+    floor = min(fah(c, i) for c, i in points)
+    lowest = [(c, i) for c, i in points if fah(c, i) == floor]
+    held = [
+        (c, i)
+        for c, i in lowest
+        if i >= margin_steps and all(fah(c, j) <= floor for j in range(i - margin_steps, i))
+    ]
     curve, i = max(
         held or lowest, key=lambda ci: (ci[0].cutoffs_u8[ci[1]], ci[0].recall[ci[1]], -ci[0].window)
     )
-    if float(curve.recall[i]) == 0.0 or not floor < default_fah:
+    if float(curve.recall[i]) == 0.0 or not fah(curve, i) < default_fah:
         return None
     return _point(curve, i, False)
 
