@@ -119,9 +119,10 @@ def test_a_missed_target_falls_back_to_the_safest_point_when_it_fires_less_than_
     assert not choice.supported and not choice.point.meets_target
     assert fallback is not None and fallback.ambient_events == 2 and fallback.recall == 1.0
     assert fallback.cutoff <= MAX_SHIPPED_CUTOFF and fallback.window >= 3
-    # Cutoffs from 0.995 down to 0.98 let the same two through (under the ESP32's rule, which counts
-    # more of them at 0.995): the highest is the safest on audio the validation did not hold.
-    assert fallback.cutoff == 0.995
+    # Cutoffs from 0.995 down to 0.98 let the same two through (at 0.995 only on the ESP32; Home
+    # Assistant counts none there). The highest where both count the same is the safest on audio the
+    # validation did not hold, with one meaning on both runtimes.
+    assert fallback.cutoff == 0.99
     assert choice.to_dict()["fallback"] == {
         "probability_cutoff": fallback.cutoff,
         "sliding_window_size": fallback.window,

@@ -210,9 +210,10 @@ def _conservative(
 ) -> OperatingPoint | None:
     """Among `points` (not below silence), the fewest false activations under the rule that counts more
     of them, preferring points where that also holds `margin_steps` cutoffs below, then the highest
-    cutoff (the validation audio cannot tell apart the cutoffs that let the same few events through;
-    new audio fires more at the lower ones), then the highest recall. None unless it hears positives
-    and fires less than the config's point (FA/h `default_fah`, the ESP32's rule)."""
+    cutoff where both rules count the same events, then the highest cutoff (the validation audio cannot
+    tell apart the cutoffs that let the same few events through; new audio fires more at the lower
+    ones), then the highest recall. None unless it hears positives and fires less than the config's
+    point (FA/h `default_fah`, the ESP32's rule)."""
     if not points or default_fah is None:
         return None
 
@@ -227,8 +228,14 @@ def _conservative(
         for c, i in lowest
         if i >= margin_steps and all(fah(c, j) <= floor for j in range(i - margin_steps, i))
     ]
+
+    def agree(curve: RecallFahCurve, i: int) -> bool:
+        other = ha.get(curve.window)
+        return other is not None and int(other.ambient_events[i]) == int(curve.ambient_events[i])
+
     curve, i = max(
-        held or lowest, key=lambda ci: (ci[0].cutoffs_u8[ci[1]], ci[0].recall[ci[1]], -ci[0].window)
+        held or lowest,
+        key=lambda ci: (agree(*ci), ci[0].cutoffs_u8[ci[1]], ci[0].recall[ci[1]], -ci[0].window),
     )
     if float(curve.recall[i]) == 0.0 or not fah(curve, i) < default_fah:
         return None
