@@ -47,6 +47,9 @@ MIN_POSITIVES = 20
 # audio the budget holds four events, so one confusable phrase the model fires on does not decide it;
 # the shipped cutoff is still calibrated to `training.target_minimization`.
 SELECTION_FAH = 2.0
+# The fallback prefers points where the runtimes count the same false activations and their recalls
+# differ by at most this much (near 0.995 Home Assistant needs every output of the window at 255).
+FALLBACK_RECALL_GAP = 0.02
 SELECTION_RECALL = f"recall_at_{SELECTION_FAH:g}_fah"
 
 
@@ -196,7 +199,7 @@ def calibrate(
     fallback = None
     if not point.meets_target and curve.duration_hours >= min_hours and n_positives >= min_positives:
         quiet = [(c, i) for c, i in eligible if int(c.cutoffs_u8[i]) >= silence_u8]
-        fallback = _conservative(quiet, ha, _fah_at(esphome_curves, default), margin_steps)
+        fallback = _conservative(quiet, ha, target, _fah_at(esphome_curves, default), margin_steps)
     return CalibrationChoice(
         point=point, supported=not reasons, reasons=tuple(reasons), candidates=len(safe), fallback=fallback
     )
@@ -205,15 +208,18 @@ def calibrate(
 def _conservative(
     points: list[tuple[RecallFahCurve, int]],
     ha: dict[int, RecallFahCurve],
+    target: float,
     default_fah: float | None,
     margin_steps: int,
 ) -> OperatingPoint | None:
-    """Among `points` (not below silence), the fewest false activations under the rule that counts more
-    of them, preferring points where that also holds `margin_steps` cutoffs below, then the highest
-    cutoff where both rules count the same events, then the highest cutoff (the validation audio cannot
-    tell apart the cutoffs that let the same few events through; new audio fires more at the lower
-    ones), then the highest recall. None unless it hears positives and fires less than the config's
-    point (FA/h `default_fah`, the ESP32's rule)."""
+    """The fallback among `points` (not below silence), counting false activations under the rule that
+    counts more of them, within the target where some point meets it, else at the fewest there are;
+    preferring points where that also holds `margin_steps` cutoffs below, then those where both rules
+    count the same events and nearly the same recall (`FALLBACK_RECALL_GAP`). Within the target the
+    highest recall wins (as in calibration); past it the highest cutoff (the validation audio cannot
+    tell apart the cutoffs that let the same few events through, and new audio fires more at the
+    lower ones). None unless it hears positives and fires less than the config's point (FA/h
+    `default_fah`, the ESP32's rule)."""
     if not points or default_fah is None:
         return None
 
@@ -221,25 +227,27 @@ def _conservative(
         other = ha.get(curve.window)
         return max(float(curve.fah[i]), float(other.fah[i]) if other is not None else 0.0)
 
-    floor = min(fah(c, i) for c, i in points)
-    lowest = [(c, i) for c, i in points if fah(c, i) == floor]
-    held = [
-        (c, i)
-        for c, i in lowest
-        if i >= margin_steps and all(fah(c, j) <= floor for j in range(i - margin_steps, i))
-    ]
-
     def agree(curve: RecallFahCurve, i: int) -> bool:
         other = ha.get(curve.window)
-        return other is not None and int(other.ambient_events[i]) == int(curve.ambient_events[i])
+        if other is None or int(other.ambient_events[i]) != int(curve.ambient_events[i]):
+            return False
+        return abs(float(other.recall[i]) - float(curve.recall[i])) <= FALLBACK_RECALL_GAP
 
-    curve, i = max(
-        held or lowest,
-        key=lambda ci: (agree(*ci), ci[0].cutoffs_u8[ci[1]], ci[0].recall[ci[1]], -ci[0].window),
-    )
+    limit = max(target, min(fah(c, i) for c, i in points))
+    within = [(c, i) for c, i in points if fah(c, i) <= limit]
+    held = [
+        (c, i)
+        for c, i in within
+        if i >= margin_steps and all(fah(c, j) <= limit for j in range(i - margin_steps, i))
+    ]
+    if limit <= target:
+        key = lambda ci: (agree(*ci), ci[0].recall[ci[1]], ci[0].cutoffs_u8[ci[1]], -ci[0].window)  # noqa: E731
+    else:
+        key = lambda ci: (agree(*ci), ci[0].cutoffs_u8[ci[1]], ci[0].recall[ci[1]], -ci[0].window)  # noqa: E731
+    curve, i = max(held or within, key=key)
     if float(curve.recall[i]) == 0.0 or not fah(curve, i) < default_fah:
         return None
-    return _point(curve, i, False)
+    return _point(curve, i, fah(curve, i) <= target)
 
 
 def _fah_at(curves: Sequence[RecallFahCurve], point: tuple[float, int] | None) -> float | None:
