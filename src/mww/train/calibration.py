@@ -20,10 +20,10 @@ point is shipped only when:
 
 A choice that fails the last test is still reported, with the reasons, as ``supported: false``; the
 export then falls back and says so, rather than shipping a cutoff the data could not check. The fallback
-is the config's cutoff and window, unless the only thing wrong is the target: when no safe point meets
-it on enough audio, the highest cutoff with the fewest false activations is shipped instead of the
-config's if it fires less than the config's on the same audio (a confident model fires at 0.97 on
-ambient speech that 0.99 over a longer window rejects).
+is the config's cutoff and window, unless the audio and positives are enough: then a fallback point
+(`_conservative`: within the target if some point meets it, else the highest cutoff with the fewest
+false activations) is shipped instead when it fires less than the config's on the same audio (a
+confident model fires at 0.97 on ambient speech that 0.98 over a longer window rejects).
 """
 
 from __future__ import annotations
