@@ -8,7 +8,7 @@ import pytest
 
 from mww.device.constants import STREAMING_STRIDE, WINDOW_STEP_MS
 from mww.train.calibration import MAX_SHIPPED_CUTOFF, calibrate, shippable_recall_at
-from mww.train.metrics import DEFAULT_CUTOFFS, sweep_recall_fah
+from mww.train.metrics import DEFAULT_CUTOFFS, RecallFahCurve, sweep_recall_fah
 
 WINDOWS = (1, 3, 5)
 SECONDS_PER_OUTPUT = STREAMING_STRIDE * WINDOW_STEP_MS / 1000.0
@@ -142,3 +142,32 @@ def test_selection_recall_counts_only_points_calibration_may_ship():
     assert shippable_recall_at(esp, 2.0) == 1.0  # below the bumps, within 2 FA/h
     assert shippable_recall_at(esp, 1.0) == 0.0  # only cutoffs above 240 are within 1 FA/h
     assert shippable_recall_at(esp, 2.0, silence_u8=235) == 0.0  # no cutoff below silence's 235
+
+
+def test_within_the_target_the_fallback_is_the_highest_recall_where_the_rules_nearly_agree():
+    """Curves made by hand: no false activation at any cutoff, but the two rules never detect the same
+    positives (so no point is safe). The fallback is then the most recall within the target among the
+    points whose recalls differ by at most 2 points, not the highest cutoff."""
+    cutoffs = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    u8 = np.array([127, 153, 178, 204, 229, 242])
+    esp_recall = np.array([0.99, 0.97, 0.95, 0.90, 0.80, 0.70])
+    ha_recall = esp_recall - np.array([0.05, 0.04, 0.01, 0.015, 0.01, 0.01])
+    zeros = np.zeros(cutoffs.size)
+
+    def curve(recall):
+        return RecallFahCurve(3, cutoffs, u8, recall, zeros, zeros.astype(int), 2.5)
+
+    choice = calibrate([curve(esp_recall)], [curve(ha_recall)], 0.5, 100, default=(0.95, 3))
+    assert not choice.supported and choice.fallback is None  # the config's point fires no more
+    choice = calibrate([curve(esp_recall)], [curve(ha_recall)], 0.5, 100, default=(0.5, 3), margin_steps=0)
+    print(f"\nchoice {choice.point.cutoff}, fallback {choice.fallback}")
+    assert choice.fallback is None  # nothing fires less than 0 FA/h
+    fah = np.array([2.0, 0.4, 0.4, 0.0, 0.0, 0.0])
+    events = (fah * 2.5).astype(int)
+    esp = RecallFahCurve(3, cutoffs, u8, esp_recall, fah, events, 2.5)
+    ha = RecallFahCurve(3, cutoffs, u8, ha_recall, fah, events, 2.5)
+    choice = calibrate([esp], [ha], 0.5, 100, default=(0.5, 3), margin_steps=1)
+    print(f"with an event below 0.8: fallback {choice.fallback}")
+    # 0.6 is within the target but the rules differ by 4 points there, and its margin (0.5) is not
+    # held; 0.7 is the most recall where both hold.
+    assert choice.fallback is not None and choice.fallback.cutoff == 0.7 and choice.fallback.meets_target
