@@ -95,7 +95,7 @@ def test_presets_never_write_device_constants():
             assert raw["base"] == "standard" and "hardware" not in raw, name
 
 
-def test_fast_test_differs_from_standard_where_spec_says_and_in_its_class_weights():
+def test_fast_test_differs_from_standard_where_spec_says_in_its_class_weights_and_selection():
     fast, standard = load_preset("fast_test").to_dict(), load_preset("standard").to_dict()
     changed = {
         f"{section}.{key}"
@@ -109,10 +109,19 @@ def test_fast_test_differs_from_standard_where_spec_says_and_in_its_class_weight
         "training.eval_step_interval",
         "training.negative_class_weight",
         "training.hard_negative_class_weight",
+        "training.minimization_metric",
+        "training.selection_target",
+        "training.maximization_metric",
         "augmentation.enabled",
     }
     fast_training = load_preset("fast_test").training
     assert fast_training.eval_step_interval == 250
+    # the seed trainer's selection rule (docs/experiments/selection.md)
+    assert (fast_training.minimization_metric, fast_training.selection_target) == (
+        "ambient_false_positives_per_hour",
+        None,
+    )
+    assert fast_training.maximization_metric == "average_viable_recall"
     assert fast_training.negative_class_weight == [5.0, 5.0]
     assert fast_training.hard_negative_class_weight == [10.0, 10.0]
 
