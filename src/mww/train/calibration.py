@@ -61,7 +61,8 @@ class CalibrationChoice:
     supported: bool
     reasons: tuple[str, ...] = field(default_factory=tuple)
     candidates: int = 0  # points that passed the rule, window and margin tests
-    # When the choice is unsupported on enough audio: `_conservative`'s point, if it fires less than the config's.
+    # When the choice is unsupported on enough audio: `_conservative`'s point, if it fires less than
+    # the config's point.
     fallback: OperatingPoint | None = None
 
     def to_dict(self) -> dict[str, Any]:
