@@ -11,7 +11,7 @@ from mww.config.load import config_from_dict
 from mww.config.schema import HIGHER_IS_BETTER_METRICS, LOWER_IS_BETTER_METRICS
 from mww.data.sources import EvalData, noise_key
 from mww.train.runlog import validation_table
-from mww.train.validation import Selection, validation_metrics
+from mww.train.validation import Selection, calibration_of, validation_metrics
 from tests.train.test_trainer import tiny_config
 
 
@@ -92,3 +92,17 @@ def test_selection_follows_the_smoothed_trend_not_one_lucky_validation():
 
     print(f"\nrecall per validation {recalls}: best step {best_step(3)} (smoothed), {best_step(1)} (not)")
     assert best_step(3) == 60 and best_step(1) == 20
+
+
+def test_the_calibration_a_validation_earns_carries_its_fallback():
+    metrics = {
+        "operating_point_cutoff": 0.96,
+        "operating_point_window": 10,
+        "operating_point_meets_target": False,
+        "operating_point_supported": False,
+        "operating_point_reasons": ["no safe cutoff met the target"],
+        "operating_point_fallback": {"probability_cutoff": 0.98, "sliding_window_size": 10, "fah": 0.89},
+    }
+    calibration = calibration_of(metrics)
+    assert calibration["fallback"] == metrics["operating_point_fallback"]
+    assert "fallback" not in calibration_of({**metrics, "operating_point_fallback": None})

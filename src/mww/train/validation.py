@@ -108,15 +108,9 @@ def _calibrated(
     default = (config.export.probability_cutoff, config.export.sliding_window_size)
     target = config.training.target_minimization
     choice = calibrate(esp, ha, target, len(positives), silence_u8=silence_u8, default=default)
-    fallback = {}
-    if choice.fallback is not None:
-        fallback = {
-            "fallback_cutoff": choice.fallback.cutoff,
-            "fallback_window": choice.fallback.window,
-        }
     return {
         SELECTION_RECALL: shippable_recall_at(esp, SELECTION_FAH, silence_u8),
-        **fallback,
+        "operating_point_fallback": choice.to_dict().get("fallback"),
         "operating_point_cutoff": choice.point.cutoff,
         "operating_point_window": choice.point.window,
         "operating_point_recall": choice.point.recall,
@@ -188,13 +182,8 @@ def calibration_of(metrics: dict[str, Any]) -> dict[str, Any]:
         "supported": bool(metrics.get("operating_point_supported", True)),
         "reasons": list(metrics.get("operating_point_reasons", [])),
         **(
-            {
-                "fallback": {
-                    "probability_cutoff": float(metrics["fallback_cutoff"]),
-                    "sliding_window_size": int(metrics["fallback_window"]),
-                }
-            }
-            if "fallback_cutoff" in metrics
+            {"fallback": metrics["operating_point_fallback"]}
+            if metrics.get("operating_point_fallback")
             else {}
         ),
     }
