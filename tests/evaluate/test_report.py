@@ -48,7 +48,7 @@ def test_report_files_and_calibration_round_trip(tmp_path):
     assert (loaded.probability_cutoff, loaded.sliding_window_size) == (0.99, 9) and loaded.warning
     line = next(x for x in format_report(_evaluation(missed)) if "not supported" in x)
     print(f"\n{line}")
-    assert "ships the point with the fewest false activations instead, cutoff 0.99 with window 9" in line
+    assert "ships the fallback calibration measured instead, cutoff 0.99 with window 9" in line
     text = "\n".join(format_report(result))
     for expected in ("recall", "false activations per hour", "recommended", "per speaker", "worst positives"):
         assert expected in text

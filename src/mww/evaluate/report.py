@@ -223,8 +223,8 @@ def _recommendation(result: Evaluation) -> list[str]:
     if not rec["supported"] and "fallback" in rec:
         fallback = rec["fallback"]
         lines.append(
-            "  not supported by this data: " + "; ".join(rec["reasons"]) + ". mww-export ships the point "
-            "with the fewest false activations instead, cutoff "
+            "  not supported by this data: " + "; ".join(rec["reasons"]) + ". mww-export ships the "
+            "fallback calibration measured instead, cutoff "
             f"{format_cutoff(fallback['probability_cutoff'])} with window {fallback['sliding_window_size']} "
             f"({_fah(fallback['fah'])} FA/h), which fires less than the config's cutoff and window here"
         )

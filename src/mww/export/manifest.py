@@ -169,8 +169,8 @@ def load_calibration(
         f_cutoff, f_window = fallback
         warning = (
             f"the calibration in {path} (cutoff {cutoff:g}, window {window}) is not supported: {unsafe}. "
-            f"Cutoff {f_cutoff:g} with window {f_window}, the point with the fewest false activations on the "
-            "validation audio (fewer than the config's cutoff and window there), was shipped instead; "
+            f"Cutoff {f_cutoff:g} with window {f_window}, the fallback calibration measured (it fires less "
+            "than the config's cutoff and window on the validation audio), was shipped instead; "
             "evaluate on your own audio (mww-evaluate --positives --ambient) before relying on it"
         )
         return Calibration(f_cutoff, f_window, str(path), warning)
