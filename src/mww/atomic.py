@@ -17,6 +17,9 @@ from typing import Any
 from mww.errors import MwwError
 
 _DEFERRED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+# Why the system refuses a write, by errno: no room left, or no right to write there.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+NOT_WRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @contextmanager
@@ -54,9 +57,9 @@ class WriteError(MwwError, OSError):
     def __init__(self, target: Path, cause: OSError) -> None:
         super().__init__(cause.errno, cause.strerror or str(cause), str(target))
         reason = cause.strerror or str(cause)
-        if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        if cause.errno in DISK_FULL_ERRNOS:
             fix = "the disk is full: free some space, or choose a folder on another disk, and run again"
-        elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        elif cause.errno in NOT_WRITABLE_ERRNOS:
             fix = (
                 f"the folder {target.parent} is not writable for this user (or is on a read-only disk): "
                 "fix its permissions, or choose a folder you can write to"

@@ -5,7 +5,6 @@ stage."""
 from __future__ import annotations
 
 import argparse
-import errno
 import signal
 import sys
 import threading
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from mww.atomic import DISK_FULL_ERRNOS, NOT_WRITABLE_ERRNOS
 from mww.errors import MwwError
 
 T = TypeVar("T", int, float)
@@ -108,13 +108,13 @@ def run_command(
 
 
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: what a shell reports for a command ended by SIGTERM
-_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+_DISK_ERRORS = DISK_FULL_ERRNOS | NOT_WRITABLE_ERRNOS
 
 
 def disk_error(exc: OSError) -> str:
     """One paragraph for a file the system refused: which file, why, and what to do."""
     where = f" {exc.filename}" if exc.filename else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in DISK_FULL_ERRNOS:
         return (
             f"Could not write{where}: the disk is full ({exc.strerror or exc}). Free some space, or write to "
             "a folder on another disk, and run again."

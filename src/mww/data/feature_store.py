@@ -10,7 +10,6 @@ Writers append rows, flush, then replace index.json atomically; rows past the co
 
 from __future__ import annotations
 
-import errno
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -19,7 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mww.atomic import atomic_write_json
+from mww.atomic import DISK_FULL_ERRNOS, NOT_WRITABLE_ERRNOS, atomic_write_json
 from mww.device.features import uint16_to_float
 from mww.errors import MwwError
 
@@ -210,12 +209,12 @@ class FeatureStore:
 def _write_failure(root: Path, exc: OSError) -> str:
     """One paragraph for a store that could not be written."""
     reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in DISK_FULL_ERRNOS:
         fix = (
             "The disk is full: free some space, or point paths.processed_dir at a disk with room, and run "
             "again"
         )
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif exc.errno in NOT_WRITABLE_ERRNOS:
         fix = (
             "The folder is not writable: fix its permissions, or point paths.processed_dir at a folder you "
             "can write to"
