@@ -531,13 +531,13 @@ def evaluate(
 
 
 def silence_output(tflite: Path, manifest: Path) -> int:
-    """The model's highest uint8 output on digital silence, once its input window holds nothing else."""
-    import numpy as np
+    """The model's highest uint8 output on digital silence, once its input window holds nothing else
+    (`mww.device.features.silence_output_u8`, run in TFLite Micro)."""
+    from mww.device.features import silence_output_u8
+    from mww.device.runtime import load_wake_word_model, stream_outputs
 
-    from mww.device.runtime import load_wake_word_model, pcm16_outputs
-
-    outputs = pcm16_outputs(load_wake_word_model(tflite, manifest), np.zeros(SILENCE_S * 16000, np.int16))
-    return int(outputs[len(outputs) // 2 :].max())
+    model = load_wake_word_model(tflite, manifest)
+    return silence_output_u8(lambda streams: [stream_outputs(model, s) for s in streams], SILENCE_S)
 
 
 def best_recall(sweep: dict, budget: float, silence_u8: int) -> dict[str, float]:
